@@ -1,0 +1,40 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: test demo bench lint data clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test,plot,data]" pytest-xdist
+	touch $(STAMP)
+
+# Fashion-MNIST from Debian's package where apt is usable and the files are missing.
+data:
+	@if [ ! -f $(FMNIST) ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1)) \
+		|| echo "note: could not install dataset-fashion-mnist; tests that need it will skip"; \
+	fi
+
+test: $(STAMP) data
+	$(PY) -m ruff check chainrule tests bench examples
+	$(PY) -m pytest -n 2 tests
+
+demo: $(STAMP) data
+	$(PY) -m chainrule train --model cnn --dataset fashion-mnist --out runs/demo
+
+bench: $(STAMP) data
+	$(PY) bench/run_all.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check chainrule tests bench examples
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,80 @@
+"""chainrule: a readable deep-learning framework on NumPy.
+
+The engine has PyTorch's semantics (``Tensor``, ``loss.backward()``, ``no_grad()``); the
+high-level API has Keras's names (``Sequential``, ``compile``, ``fit``)::
+
+    >>> import chainrule as cr
+    >>> x, y, z = (cr.tensor(v, requires_grad=True) for v in (-2.0, 5.0, -4.0))
+    >>> f = (x + y) * z
+    >>> f.backward()
+    >>> x.grad.item(), y.grad.item(), z.grad.item()
+    (-4.0, -4.0, 3.0)
+"""
+
+from chainrule._config import (
+    enable_grad,
+    get_default_dtype,
+    is_grad_enabled,
+    no_grad,
+    set_default_dtype,
+)
+from chainrule.autograd import Function, grad
+from chainrule.backend import cuda_available
+from chainrule.creation import (
+    arange,
+    eye,
+    full,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    zeros,
+    zeros_like,
+)
+from chainrule.ops import (
+    abs,
+    argmax,
+    argmin,
+    broadcast_to,
+    clip,
+    concat,
+    exp,
+    expand_dims,
+    flatten,
+    log,
+    logsumexp,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    pad,
+    relu,
+    reshape,
+    sigmoid,
+    split,
+    sqrt,
+    squeeze,
+    stack,
+    sum,
+    tanh,
+    transpose,
+    var,
+    where,
+)
+from chainrule.random import manual_seed
+from chainrule.tensor import Tensor, tensor
+from chainrule.testing.gradcheck import gradcheck
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Function", "Tensor", "abs", "arange", "argmax", "argmin", "broadcast_to", "clip", "concat",
+    "cuda_available", "enable_grad", "exp", "expand_dims", "eye", "flatten", "full",
+    "get_default_dtype", "grad", "gradcheck", "is_grad_enabled", "log", "logsumexp",
+    "manual_seed", "matmul", "max", "maximum", "mean", "min", "minimum", "no_grad", "ones",
+    "ones_like", "pad", "rand", "randn", "relu", "reshape", "set_default_dtype", "sigmoid",
+    "split", "sqrt", "squeeze", "stack", "sum", "tanh", "tensor", "transpose", "var", "where",
+    "zeros", "zeros_like",
+]

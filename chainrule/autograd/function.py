@@ -1,0 +1,129 @@
+"""The base class of every differentiable operation: one node of the computational graph.
+
+An op is a small class with two methods, as in the lectures' computational graph:
+
+* ``forward(*arrays)`` computes the result from NumPy (or CuPy) arrays and keeps what backward
+  needs on ``self``;
+* ``backward(gy)`` applies the chain rule: given the upstream gradient ``gy`` (a Tensor) it returns
+  one gradient per input (a Tensor, or ``None`` where that input needs none).
+
+``backward`` is written with differentiable Tensor operations, so the engine can record it too
+(``create_graph=True``) and gradients of gradients work. Non-tensor arguments (axes, shapes,
+constants) go to the constructor::
+
+    class Exp(Function):
+        '''y = exp(x);  dy/dx = y.'''
+        keeps_output = True
+
+        def forward(self, x):
+            return np.exp(x)
+
+        def backward(self, gy):
+            return (gy * self.output(),)
+
+The engine, not the op, sums a gradient back to its input's shape after broadcasting, and it
+accumulates gradients from several uses of one value.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from chainrule import backend
+from chainrule._config import flags
+
+
+class Function:
+    """One recorded application of an op; subclasses define ``forward`` and ``backward``."""
+
+    #: The input Tensors while the node is part of a live graph; ``None`` once released.
+    inputs: tuple | None = None
+    #: Set to True by ops whose backward uses their own output (exp, tanh, sigmoid, ...).
+    keeps_output: bool = False
+    #: Set to True by ops whose forward returns a tuple of arrays.
+    multi_output: bool = False
+    #: Set to False by fused ops whose backward uses raw arrays and so cannot be differentiated.
+    differentiable_backward: bool = True
+
+    def forward(self, *xs):
+        raise NotImplementedError
+
+    def backward(self, gy):
+        raise NotImplementedError
+
+    # -- recording --------------------------------------------------------------------------
+
+    def __call__(self, *inputs):
+        """Apply the op to Tensors; record a graph node when any input requires a gradient."""
+        if backend.mixing_devices_possible():
+            _check_same_device(self, inputs)
+        ys = self.forward(*[t.data for t in inputs])
+        record = flags.grad_enabled and any(t.requires_grad for t in inputs)
+        if record:
+            self.inputs = inputs
+        if self.multi_output:
+            outputs = tuple(_wrap(y, self if record else None, i) for i, y in enumerate(ys))
+            if record:
+                self.output_meta = [(y.shape, y.dtype) for y in outputs]
+                if self.keeps_output:
+                    self._keep_outputs(outputs)
+            return outputs
+        output = _wrap(ys, self if record else None, 0)
+        if record and self.keeps_output:
+            self._keep_outputs((output,))
+        return output
+
+    def _keep_outputs(self, outputs) -> None:
+        # The arrays are held strongly (first-order backward needs only them); the Tensors
+        # weakly, since a strong reference would make a cycle output -> node -> output.
+        self._output_arrays = tuple(y.data for y in outputs)
+        self._output_refs = tuple(weakref.ref(y) for y in outputs)
+
+    def output(self, index: int = 0):
+        """The op's output Tensor, for a backward formula written in terms of it.
+
+        When the output Tensor itself is gone (its consumers were already released) a constant
+        with its values serves: exact for first-order gradients. Higher-order gradients need the
+        recorded Tensor, which ``retain_graph`` (the default with ``create_graph``) keeps alive.
+        """
+        out = self._output_refs[index]()
+        if out is not None:
+            return out
+        if flags.grad_enabled:
+            raise RuntimeError(
+                f"{self.name}: its output was freed before a create_graph backward; "
+                "keep retain_graph=True (the default with create_graph=True)"
+            )
+        from chainrule.tensor import Tensor
+
+        return Tensor._from_op(self._output_arrays[index], None)
+
+    def release(self) -> None:
+        """Free what forward saved and the references to the inputs (after backward)."""
+        self.__dict__.clear()
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+def _wrap(y, node, index):
+    from chainrule.tensor import Tensor
+
+    if type(y) is not np.ndarray and backend.device_of(y) == "cpu":
+        y = np.asarray(y)  # NumPy ufuncs and reductions return scalars for 0-d results
+    return Tensor._from_op(y, node, index)
+
+
+def _check_same_device(op, inputs) -> None:
+    devices = {backend.device_of(t.data) for t in inputs}
+    if len(devices) > 1:
+        shapes = ", ".join(f"{backend.device_of(t.data)}{tuple(t.shape)}" for t in inputs)
+        raise RuntimeError(
+            f"{op.name}: inputs are on different devices ({shapes}); move them with .to(device)"
+        )

@@ -1,0 +1,87 @@
+"""The one module that knows about CuPy: array modules, devices and transfers.
+
+Ops never branch on the device. They ask :func:`get_array_module` for ``numpy`` or ``cupy`` and
+call the same functions on it (Chainer's pattern). CuPy is imported lazily, the first time a
+CUDA device is asked for, so a CPU-only session never pays for it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_cupy = None  # the cupy module once a CUDA device has been used
+_cuda_checked = False
+_cuda_available = False
+
+
+def _import_cupy():
+    """Import CuPy and check that a GPU is really there (importing succeeds without one)."""
+    global _cupy, _cuda_checked, _cuda_available
+    if not _cuda_checked:
+        _cuda_checked = True
+        try:
+            import cupy
+
+            _cuda_available = cupy.cuda.runtime.getDeviceCount() > 0
+            if _cuda_available:
+                cupy.zeros(1)  # fails here, not later, if the driver or runtime is broken
+                _cupy = cupy
+        except Exception:  # ImportError, CUDARuntimeError, missing driver libraries...
+            _cuda_available = False
+    return _cupy
+
+
+def cuda_available() -> bool:
+    """True when CuPy imports, sees at least one GPU and can allocate on it."""
+    _import_cupy()
+    return _cuda_available
+
+
+def get_array_module(array):
+    """``cupy`` for a CuPy array, else ``numpy``. Cheap when CuPy was never used."""
+    if _cupy is not None and isinstance(array, _cupy.ndarray):
+        return _cupy
+    return np
+
+
+def device_of(array) -> str:
+    """``"cuda"`` or ``"cpu"``: where an array lives."""
+    if _cupy is not None and isinstance(array, _cupy.ndarray):
+        return "cuda"
+    return "cpu"
+
+
+def mixing_devices_possible() -> bool:
+    """Whether any array can be on the GPU yet; ops skip device checks while it is False."""
+    return _cupy is not None
+
+
+def normalize_device(device) -> str:
+    """Accept ``"cpu"``, ``"cuda"``, ``"cuda:0"`` or ``"gpu"``; return ``"cpu"`` or ``"cuda"``."""
+    name = str(device).lower()
+    if name == "cpu":
+        return "cpu"
+    if name in ("cuda", "gpu") or name.startswith("cuda:"):
+        return "cuda"
+    raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
+
+
+def to_device(array, device: str):
+    """Copy ``array`` to ``device`` (a no-op when it is already there)."""
+    device = normalize_device(device)
+    if device == "cpu":
+        if _cupy is not None and isinstance(array, _cupy.ndarray):
+            return _cupy.asnumpy(array)
+        return array
+    cupy = _import_cupy()
+    if cupy is None:
+        raise RuntimeError(
+            "device 'cuda' is not available: install the [gpu] extra "
+            "(pip install chainrule[gpu]) on a machine with an NVIDIA GPU and driver"
+        )
+    return cupy.asarray(array)
+
+
+def to_numpy(array) -> np.ndarray:
+    """A NumPy array with the same values, copying from the GPU when needed."""
+    return to_device(array, "cpu")

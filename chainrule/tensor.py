@@ -1,0 +1,383 @@
+"""The Tensor: an array, its gradient, and the op that made it.
+
+A Tensor is a thin wrapper around a NumPy (or CuPy) array. Every method and operator calls a
+differentiable op from :mod:`chainrule.ops`; when any input requires a gradient, the op records a
+node of the computational graph, and ``loss.backward()`` runs the chain rule back through it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from chainrule import backend
+from chainrule._config import flags
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it.
+
+    Attributes:
+        data: the underlying ``numpy.ndarray`` (or ``cupy.ndarray``); writable in place.
+        grad: the accumulated gradient (a Tensor) after ``backward``, else ``None``.
+        requires_grad: whether operations on this tensor are recorded for differentiation.
+
+    >>> import chainrule as cr
+    >>> x = cr.tensor([1.0, 2.0], requires_grad=True)
+    >>> (x * x).sum().backward()
+    >>> x.grad
+    tensor([2., 4.])
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_node", "_index", "__weakref__")
+    # NumPy defers to our reflected operators: ndarray + Tensor -> Tensor.__radd__.
+    __array_ufunc__ = None
+
+    def __init__(self, data, requires_grad: bool = False):
+        if type(data) is not np.ndarray:
+            data = _to_array(data, None)
+        if requires_grad and data.dtype.kind not in "fc":
+            raise TypeError(
+                f"only floating tensors can require gradients; got dtype {data.dtype} "
+                f"of shape {data.shape}"
+            )
+        self.data = data
+        self.grad = None
+        self.requires_grad = requires_grad
+        self._node = None
+        self._index = 0
+
+    @classmethod
+    def _from_op(cls, data, node, index=0):
+        """Fast constructor used by ops: no conversion, no checks."""
+        t = object.__new__(cls)
+        t.data = data
+        t.grad = None
+        t.requires_grad = node is not None
+        t._node = node
+        t._index = index
+        return t
+
+    # -- array facts ----------------------------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        """Number of elements (NumPy's ``size``)."""
+        return self.data.size
+
+    @property
+    def device(self) -> str:
+        return backend.device_of(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors made by the user (no recording op made them)."""
+        return self._node is None
+
+    @property
+    def creator(self):
+        """The graph node (a :class:`~chainrule.autograd.Function`) that produced this tensor."""
+        return self._node
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                "use .any() or .all() on .data"
+            )
+        return bool(self.data)
+
+    __hash__ = object.__hash__
+
+    # -- conversion -----------------------------------------------------------------------------
+
+    def numpy(self) -> np.ndarray:
+        """The data as a NumPy array (copied from the GPU if needed; shares memory on the CPU)."""
+        return backend.to_numpy(self.data)
+
+    def item(self):
+        """The single value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item(): tensor of shape {self.shape} has {self.size} elements")
+        return self.data.item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def detach(self) -> Tensor:
+        """A tensor sharing the same data, cut from the graph."""
+        return Tensor._from_op(self.data, None)
+
+    def to(self, device) -> Tensor:
+        """This tensor on ``device`` ("cpu" or "cuda"); differentiable across the move."""
+        if backend.device_of(self.data) == backend.normalize_device(device):
+            return self
+        return ops.to_device(self, device)
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self) -> Tensor:
+        return self.to("cuda")
+
+    def astype(self, dtype) -> Tensor:
+        return ops.astype(self, dtype)
+
+    def float(self) -> Tensor:
+        return ops.astype(self, np.float32)
+
+    def double(self) -> Tensor:
+        return ops.astype(self, np.float64)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and self.data.dtype.kind not in "fc":
+            raise TypeError(f"only floating tensors can require gradients; got {self.dtype}")
+        self.requires_grad = requires_grad
+        return self
+
+    # -- autograd -------------------------------------------------------------------------------
+
+    def backward(self, grad=None, retain_graph=None, create_graph=False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (the chain rule).
+
+        ``grad`` is the upstream gradient (needed unless this tensor has one element);
+        ``retain_graph`` keeps the graph for another backward (defaults to ``create_graph``);
+        ``create_graph`` records the backward pass, for higher-order gradients.
+        """
+        from chainrule.autograd.engine import backward
+
+        backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # -- printing -------------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        body = np.array2string(
+            self.numpy(), separator=", ", prefix="tensor(", precision=4, threshold=200
+        )
+        extras = []
+        if self.data.dtype not in (flags.default_dtype, np.dtype(np.int64), np.dtype(bool)):
+            extras.append(f"dtype={self.data.dtype}")
+        if self.device != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self._node is not None:
+            extras.append(f"grad_fn=<{self._node.name}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+    # -- operators ------------------------------------------------------------------------------
+
+    def __add__(self, other):
+        return ops.add(self, other)
+
+    def __radd__(self, other):
+        return ops.add(other, self)
+
+    def __sub__(self, other):
+        return ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return ops.sub(other, self)
+
+    def __mul__(self, other):
+        return ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return ops.div(other, self)
+
+    def __pow__(self, other):
+        return ops.pow(self, other)
+
+    def __rpow__(self, other):
+        return ops.pow(other, self)
+
+    def __matmul__(self, other):
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return ops.matmul(other, self)
+
+    def __neg__(self):
+        return ops.neg(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return ops.abs(self)
+
+    def __getitem__(self, index):
+        return ops.getitem(self, index)
+
+    def __setitem__(self, index, value):
+        if self.requires_grad and flags.grad_enabled:
+            raise RuntimeError(
+                f"in-place assignment to a tensor of shape {self.shape} that requires grad "
+                "would corrupt its gradient; write to .data, or use chainrule.where / concat"
+            )
+        self.data[index] = value.data if isinstance(value, Tensor) else value
+
+    # Comparisons give boolean tensors and record nothing.
+    def __lt__(self, other):
+        return ops.compare(np.less, self, other)
+
+    def __le__(self, other):
+        return ops.compare(np.less_equal, self, other)
+
+    def __gt__(self, other):
+        return ops.compare(np.greater, self, other)
+
+    def __ge__(self, other):
+        return ops.compare(np.greater_equal, self, other)
+
+    def __eq__(self, other):  # noqa: D105 - elementwise, as in NumPy and PyTorch
+        return ops.compare(np.equal, self, other)
+
+    def __ne__(self, other):
+        return ops.compare(np.not_equal, self, other)
+
+    # -- methods mirroring chainrule.f(t, ...) --------------------------------------------------
+
+    def exp(self):
+        return ops.exp(self)
+
+    def log(self):
+        return ops.log(self)
+
+    def sqrt(self):
+        return ops.sqrt(self)
+
+    def abs(self):
+        return ops.abs(self)
+
+    def tanh(self):
+        return ops.tanh(self)
+
+    def sigmoid(self):
+        return ops.sigmoid(self)
+
+    def relu(self):
+        return ops.relu(self)
+
+    def maximum(self, other):
+        return ops.maximum(self, other)
+
+    def minimum(self, other):
+        return ops.minimum(self, other)
+
+    def where(self, condition, other):
+        """``condition ? self : other``, elementwise (PyTorch's ``Tensor.where``)."""
+        return ops.where(condition, self, other)
+
+    def clip(self, min=None, max=None):  # noqa: A002 - NumPy's argument names
+        return ops.clip(self, min, max)
+
+    def sum(self, axis=None, keepdims=False):
+        return ops.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return ops.mean(self, axis, keepdims)
+
+    def var(self, axis=None, keepdims=False, ddof=0):
+        return ops.var(self, axis, keepdims, ddof)
+
+    def max(self, axis=None, keepdims=False):
+        return ops.max(self, axis, keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return ops.min(self, axis, keepdims)
+
+    def argmax(self, axis=None, keepdims=False):
+        return ops.argmax(self, axis, keepdims)
+
+    def argmin(self, axis=None, keepdims=False):
+        return ops.argmin(self, axis, keepdims)
+
+    def logsumexp(self, axis=None, keepdims=False):
+        return ops.logsumexp(self, axis, keepdims)
+
+    def reshape(self, *shape):
+        return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def transpose(self, *axes):
+        return ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+
+    @property
+    def T(self):  # noqa: N802 - NumPy's name
+        return ops.transpose(self)
+
+    def expand_dims(self, axis):
+        return ops.expand_dims(self, axis)
+
+    def squeeze(self, axis=None):
+        return ops.squeeze(self, axis)
+
+    def flatten(self, start_axis=0):
+        return ops.flatten(self, start_axis)
+
+    def broadcast_to(self, shape):
+        return ops.broadcast_to(self, shape)
+
+
+def _to_array(data, dtype):
+    """Convert user data to an array: floats become the default dtype unless ``dtype`` is given."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        xp = backend.get_array_module(data)
+        return xp.asarray(data, dtype=dtype)
+    if backend.device_of(data) == "cuda":
+        return data
+    array = np.asarray(data)
+    if array.dtype.kind == "f" and array.dtype != flags.default_dtype:
+        array = array.astype(flags.default_dtype)
+    elif array.dtype.kind in "OUS":
+        raise TypeError(f"cannot make a tensor from data of dtype {array.dtype}")
+    return array
+
+
+def tensor(data, dtype=None, requires_grad: bool = False, device=None) -> Tensor:
+    """Make a new leaf Tensor from a number, nested list, NumPy array or Tensor (copied).
+
+    Floating data without an explicit ``dtype`` becomes the default dtype (float32 unless
+    :func:`chainrule.set_default_dtype` changed it), so NumPy's float64 arrays do not silently
+    slow a model down; integer and boolean data keep their dtype.
+    """
+    array = _to_array(data, dtype)
+    if array is data or (isinstance(data, Tensor) and array is data.data):
+        array = array.copy()
+    if device is not None:
+        array = backend.to_device(array, device)
+    return Tensor(array, requires_grad=requires_grad)
+
+
+from chainrule import ops  # noqa: E402 - ops import Tensor; the methods above call them

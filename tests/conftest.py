@@ -1,0 +1,28 @@
+"""Shared fixtures: float64 for gradient checks, a seeded generator, and torch when present."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+
+
+@pytest.fixture
+def float64():
+    """Run the test with float64 as the default dtype (restored afterwards)."""
+    previous = cr.get_default_dtype()
+    cr.set_default_dtype(np.float64)
+    yield
+    cr.set_default_dtype(previous)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    cr.manual_seed(0)
+    yield

@@ -12,6 +12,7 @@ Everything the engine does happens in exactly one place:
 
 from __future__ import annotations
 
+from chainrule import backend
 from chainrule._config import flags
 
 
@@ -26,8 +27,6 @@ def backward(outputs, grad_outputs=None, retain_graph=None, create_graph=False, 
         inputs: if given, return the gradients of these Tensors instead of accumulating
             into the leaves' ``.grad`` (this is what :func:`grad` uses).
     """
-    from chainrule.tensor import Tensor
-
     outputs = _as_tuple(outputs)
     grad_outputs = _seed_gradients(outputs, grad_outputs)
     if retain_graph is None:
@@ -61,7 +60,8 @@ def backward(outputs, grad_outputs=None, retain_graph=None, create_graph=False, 
             gxs = node.backward(gy)
             for x, gx in zip(node.inputs, gxs):
                 if gx is not None and x.requires_grad:
-                    gx = _fit_to_input(node, x, gx, Tensor)
+                    if gx.data.shape != x.data.shape or gx.data.dtype != x.data.dtype:
+                        gx = _fit_to_input(node, x, gx)
                     _deliver(x, gx, pending, wanted, found, handed, create_graph)
             if not retain_graph:
                 node.release()
@@ -109,8 +109,6 @@ def _key(t):
 
 def _seed_gradients(outputs, grad_outputs):
     """The gradients that start the backward pass: given ones, checked, or ones for scalars."""
-    from chainrule.tensor import Tensor
-
     given = _as_tuple(grad_outputs) if grad_outputs is not None else (None,) * len(outputs)
     if len(given) != len(outputs):
         raise ValueError(f"backward: {len(outputs)} outputs but {len(given)} gradients")
@@ -127,7 +125,7 @@ def _seed_gradients(outputs, grad_outputs):
                     f"backward: grad can be implicitly created only for scalar outputs; got "
                     f"shape {out.shape}. Pass grad= with the upstream gradient of that shape"
                 )
-            g = Tensor(out.data.dtype.type(1) + 0 * out.data)
+            g = Tensor(backend.get_array_module(out.data).ones_like(out.data))
         else:
             g = g if isinstance(g, Tensor) else Tensor(g)
             if g.shape != out.shape:
@@ -163,20 +161,14 @@ def _topological_order(outputs):
 
 def _fill_missing(node, gys):
     """Zeros for outputs of a multi-output node that received no gradient."""
-    from chainrule import ops
-
     return [
         g if g is not None else ops.zeros_array_tensor(shape, dtype, node.inputs[0].data)
         for g, (shape, dtype) in zip(gys, node.output_meta)
     ]
 
 
-def _fit_to_input(node, x, gx, Tensor):
+def _fit_to_input(node, x, gx):
     """Undo broadcasting: sum ``gx`` down to ``x``'s shape, and match its dtype."""
-    from chainrule import ops
-
-    if not isinstance(gx, Tensor):
-        gx = Tensor(gx)
     if gx.data.shape != x.data.shape:
         try:
             gx = ops.sum_to(gx, x.data.shape)
@@ -220,3 +212,9 @@ def _accumulate_leaf(leaf, gx, handed, create_graph):
         gx = type(gx)(array.copy())
     handed.add(id(gx.data))
     leaf.grad = gx
+
+
+# At the bottom: these modules import the autograd package (a cycle Python resolves because
+# everything they need from here is defined above).
+from chainrule import ops  # noqa: E402
+from chainrule.tensor import Tensor  # noqa: E402

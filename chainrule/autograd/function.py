@@ -57,21 +57,25 @@ class Function:
 
     def __call__(self, *inputs):
         """Apply the op to Tensors; record a graph node when any input requires a gradient."""
-        if backend.mixing_devices_possible():
+        if backend._cupy is not None:  # only then can arrays live on different devices
             _check_same_device(self, inputs)
         ys = self.forward(*[t.data for t in inputs])
-        record = flags.grad_enabled and any(t.requires_grad for t in inputs)
-        if record:
-            self.inputs = inputs
+        node = None
+        if flags.grad_enabled:
+            for t in inputs:
+                if t.requires_grad:
+                    node = self
+                    self.inputs = inputs
+                    break
         if self.multi_output:
-            outputs = tuple(_wrap(y, self if record else None, i) for i, y in enumerate(ys))
-            if record:
+            outputs = tuple(_wrap(y, node, i) for i, y in enumerate(ys))
+            if node is not None:
                 self.output_meta = [(y.shape, y.dtype) for y in outputs]
                 if self.keeps_output:
                     self._keep_outputs(outputs)
             return outputs
-        output = _wrap(ys, self if record else None, 0)
-        if record and self.keeps_output:
+        output = _wrap(ys, node, 0)
+        if node is not None and self.keeps_output:
             self._keep_outputs((output,))
         return output
 
@@ -113,11 +117,23 @@ class Function:
 
 
 def _wrap(y, node, index):
-    from chainrule.tensor import Tensor
-
+    """A new Tensor around an op's result (this is the hot path of every op)."""
     if type(y) is not np.ndarray and backend.device_of(y) == "cpu":
         y = np.asarray(y)  # NumPy ufuncs and reductions return scalars for 0-d results
-    return Tensor._from_op(y, node, index)
+    t = _new_tensor(_Tensor)
+    t.data = y
+    t.grad = None
+    t.requires_grad = node is not None
+    t._node = node
+    t._index = index
+    return t
+
+
+_new_tensor = object.__new__
+
+# At the bottom: tensor.py imports the ops, which import this module (a cycle Python resolves
+# because every name needed at import time is defined above this line).
+from chainrule.tensor import Tensor as _Tensor  # noqa: E402
 
 
 def _check_same_device(op, inputs) -> None:

@@ -43,14 +43,21 @@ class Transpose(Function):
 
 
 class BroadcastTo(Function):
-    """y = x repeated along new or size-1 axes;  the gradient is summed back (sum_to)."""
+    """y = x repeated along new or size-1 axes;  the gradient is summed back (sum_to).
+
+    The result is a new writable array, not a read-only strided view: it is mostly used to
+    spread gradients, which end up in ``.grad`` or in arithmetic anyway, and filling an array is
+    cheaper than NumPy's ``broadcast_to`` wrapper for the small shapes where overhead matters.
+    """
 
     def __init__(self, shape):
         self.shape = tuple(shape)
 
     def forward(self, x):
         self.input_shape = x.shape
-        return backend.get_array_module(x).broadcast_to(x, self.shape)
+        y = backend.get_array_module(x).empty(self.shape, dtype=x.dtype)
+        y[...] = x
+        return y
 
     def backward(self, gy):
         return (sum_to(gy, self.input_shape),)

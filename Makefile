@@ -12,7 +12,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,plot,data]" pytest-xdist
+	$(PY) -m pip install -q -e ".[test,plot,data]"
 	touch $(STAMP)
 
 # Fashion-MNIST from Debian's package where apt is usable and the files are missing.
@@ -24,7 +24,7 @@ data:
 	fi
 
 test: $(STAMP) data
-	$(PY) -m ruff check chainrule tests bench examples
+	$(PY) -m ruff check .
 	$(PY) -m pytest -n 2 tests
 
 demo: $(STAMP) data
@@ -34,7 +34,7 @@ bench: $(STAMP) data
 	$(PY) bench/run_all.py
 
 lint: $(STAMP)
-	$(PY) -m ruff check chainrule tests bench examples
+	$(PY) -m ruff check .
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -69,6 +69,26 @@ from chainrule.testing.gradcheck import gradcheck
 
 __version__ = "0.1.0"
 
+# Subpackages load on first use (PEP 562), so ``import chainrule`` stays quick and
+# ``cr.layers.Dense`` works without importing chainrule.layers first.
+_SUBMODULES = (
+    "activations", "autograd", "backend", "callbacks", "data", "datasets", "functional",
+    "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers", "plot",
+    "regularizers", "testing",
+)
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"chainrule.{name}")
+    raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_SUBMODULES))
+
 __all__ = [
     "Function", "Tensor", "abs", "arange", "argmax", "argmin", "broadcast_to", "clip", "concat",
     "cuda_available", "enable_grad", "exp", "expand_dims", "eye", "flatten", "full",

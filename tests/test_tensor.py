@@ -157,3 +157,11 @@ def test_logsumexp_and_sigmoid_are_stable_at_extremes():
     assert np.all(np.isfinite(s.numpy()))
     s.sum().backward()
     assert np.all(np.isfinite(x.grad.numpy()))
+
+
+def test_subpackages_load_on_first_attribute_access():
+    assert cr.layers.Dense.__name__ == "Dense"
+    assert cr.data.DataLoader.__name__ == "DataLoader"
+    assert "layers" in dir(cr)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        cr.nope  # noqa: B018

@@ -1,0 +1,505 @@
+"""Fused neural-network ops: linear layers, activations, softmax, losses, normalisation, lookup.
+
+Every op here could be written from the primitives in :mod:`chainrule.ops`; it exists as one op
+because that is faster (fewer temporaries and graph nodes) or numerically safer (log-sum-exp).
+The tests compare each against its composite.
+
+Two kinds of backward appear:
+
+* written with Tensor ops (Linear, the elementwise activations, Softmax, LogSoftmax, Embedding):
+  gradients of gradients work, as for the primitives;
+* written with raw arrays for speed (BatchNorm, SoftmaxCrossEntropy): these set
+  ``differentiable_backward = False`` and the engine refuses ``create_graph`` through them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from chainrule import backend
+from chainrule.autograd.function import Function
+from chainrule.ops.elementwise import exp, sigmoid, tanh, where
+from chainrule.ops.linalg import matmul
+from chainrule.ops.reduction import sum as reduce_sum
+from chainrule.ops.shape import reshape
+from chainrule.tensor import Tensor
+
+# -- linear --------------------------------------------------------------------------------------
+
+
+class Linear(Function):
+    """y = x @ W + b for x of shape (..., in), W (in, units), b (units,).
+
+    Forward is one matrix product on x viewed as 2-D plus an in-place bias add. Backward:
+    ∂L/∂x = G @ Wᵀ,  ∂L/∂W = x₂ᵀ @ G₂,  ∂L/∂b = Σ G₂ over rows, where x₂ and G₂ are x and
+    the upstream gradient G viewed as (rows, features).
+    """
+
+    def forward(self, x, w, b=None):
+        y = x.reshape(-1, x.shape[-1]) @ w
+        if b is not None:
+            y += b
+        return y.reshape(x.shape[:-1] + (w.shape[1],))
+
+    def backward(self, gy):
+        x, w = self.inputs[0], self.inputs[1]
+        g2 = reshape(gy, (-1, w.shape[1]))
+        gx = reshape(matmul(g2, w.T), x.shape) if x.requires_grad else None
+        gw = matmul(reshape(x, (-1, w.shape[0])).T, g2) if w.requires_grad else None
+        if len(self.inputs) == 2:
+            return gx, gw
+        gb = reduce_sum(g2, axis=0) if self.inputs[2].requires_grad else None
+        return gx, gw, gb
+
+
+# -- elementwise activations ---------------------------------------------------------------------
+
+
+class LeakyReLU(Function):
+    """y = x for x > 0, slope·x otherwise;  dy/dx = 1 or slope (slope at 0, as in PyTorch)."""
+
+    def __init__(self, slope: float):
+        self.slope = slope
+
+    def forward(self, x):
+        self.positive = x > 0
+        return backend.get_array_module(x).where(self.positive, x, x * self.slope)
+
+    def backward(self, gy):
+        factor = backend.get_array_module(gy.data).where(self.positive, 1, self.slope)
+        return (gy * Tensor(factor.astype(gy.dtype, copy=False)),)
+
+
+class PReLU(Function):
+    """y = x for x > 0, α·x otherwise (α broadcasts against x).
+
+    ∂y/∂x = 1 or α,  ∂y/∂α = min(x, 0).
+    """
+
+    def forward(self, x, alpha):
+        self.positive = x > 0
+        return backend.get_array_module(x).where(self.positive, x, x * alpha)
+
+    def backward(self, gy):
+        x, alpha = self.inputs
+        positive = Tensor(self.positive)
+        gx = where(positive, gy, gy * alpha) if x.requires_grad else None
+        galpha = gy * where(positive, 0.0, x) if alpha.requires_grad else None
+        return gx, galpha
+
+
+class ELU(Function):
+    """y = x for x > 0, α(eˣ − 1) otherwise;  dy/dx = 1 or α·eˣ = y + α."""
+
+    keeps_output = True
+
+    def __init__(self, alpha: float):
+        self.alpha = alpha
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        self.positive = x > 0
+        negative = xp.minimum(x, 0)  # expm1 of the negative part only: no overflow
+        xp.expm1(negative, out=negative)
+        negative *= self.alpha
+        return xp.where(self.positive, x, negative)
+
+    def backward(self, gy):
+        return (gy * where(Tensor(self.positive), 1.0, self.output() + self.alpha),)
+
+
+class Softplus(Function):
+    """y = log(1 + eˣ) = max(x, 0) + log1p(e^−|x|) (no overflow);  dy/dx = σ(x)."""
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        y = xp.abs(x)
+        xp.negative(y, out=y)
+        xp.exp(y, out=y)
+        xp.log1p(y, out=y)
+        y += xp.maximum(x, 0)
+        return y
+
+    def backward(self, gy):
+        return (gy * sigmoid(self.inputs[0]),)
+
+
+class Erf(Function):
+    """y = erf(x) = (2/√π) ∫₀ˣ e^(−t²) dt;  dy/dx = (2/√π) e^(−x²)."""
+
+    def forward(self, x):
+        return erf_array(x)
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        return (gy * (exp(-(x * x)) * (2 / math.sqrt(math.pi))),)
+
+
+class GELU(Function):
+    """y = x·Φ(x), Φ the standard normal CDF (Hendrycks & Gimpel, 2016).
+
+    Exact: Φ(x) = ½(1 + erf(x/√2)), dy/dx = Φ(x) + x·φ(x) with φ(x) = e^(−x²/2)/√(2π).
+    ``approximate="tanh"``: Φ(x) ≈ ½(1 + tanh(u)), u = √(2/π)(x + 0.044715x³), and
+    dy/dx = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²) with t = tanh(u).
+    """
+
+    def __init__(self, approximate: str):
+        self.approximate = approximate
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        if self.approximate == "tanh":
+            inner = x * x
+            inner *= _GELU_CUBIC
+            inner += 1
+            inner *= x
+            inner *= _SQRT_2_OVER_PI
+            cdf = xp.tanh(inner, out=inner)
+        else:
+            cdf = erf_array(x * (1 / math.sqrt(2)))
+        cdf += 1
+        cdf *= 0.5
+        cdf *= x
+        return cdf
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        if self.approximate == "tanh":
+            x2 = x * x
+            t = tanh(x * (x2 * _GELU_CUBIC + 1) * _SQRT_2_OVER_PI)
+            du = (x2 * (3 * _GELU_CUBIC) + 1) * _SQRT_2_OVER_PI
+            return (gy * ((t + 1) * 0.5 + x * (1 - t * t) * du * 0.5),)
+        cdf = (Erf()(x * (1 / math.sqrt(2))) + 1) * 0.5
+        pdf = exp(x * x * -0.5) * (1 / math.sqrt(2 * math.pi))
+        return (gy * (cdf + x * pdf),)
+
+
+_GELU_CUBIC = 0.044715
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+
+
+# -- erf -----------------------------------------------------------------------------------------
+# NumPy has no erf and SciPy is not a dependency. erf is evaluated from two Chebyshev series
+# fitted once, at import, to Python's correctly rounded math.erf/math.erfc (relative error
+# below 1e-14 in float64; float32 input is evaluated in float32):
+#   |x| < 1:       erf(x)  = x · f(x²),            f(t) = erf(√t)/√t on t ∈ [0, 1]
+#   1 ≤ |x| < 6:   erfc(|x|) = e^(−x²) · h(1/|x|),  h(s) = erfc(1/s)·e^(1/s²) on s ∈ [1/6, 1]
+#   |x| ≥ 6:       erf(x) = ±1 (erfc(6) ≈ 2e−17)
+
+
+def _chebyshev_fit(function, lo: float, hi: float, degree: int) -> np.ndarray:
+    """Chebyshev coefficients of ``function`` on [lo, hi], interpolated at Chebyshev nodes."""
+    nodes = np.cos(np.pi * (np.arange(degree + 1) + 0.5) / (degree + 1))
+    values = [function((lo + hi) / 2 + (hi - lo) / 2 * t) for t in nodes]
+    return np.polynomial.chebyshev.chebfit(nodes, values, degree)
+
+
+def _clenshaw(coefficients, t):
+    """Σ c_k T_k(t) by Clenshaw's recurrence, in t's dtype."""
+    coefficients = coefficients.astype(t.dtype)
+    b1 = np.zeros_like(t)
+    b2 = np.zeros_like(t)
+    two_t = t + t
+    for c in coefficients[:0:-1]:
+        b0 = two_t * b1
+        b0 -= b2
+        b0 += c
+        b1, b2 = b0, b1
+    result = t * b1
+    result -= b2
+    result += coefficients[0]
+    return result
+
+
+_ERF_SMALL = _chebyshev_fit(
+    lambda t: math.erf(math.sqrt(t)) / math.sqrt(t) if t > 0 else 2 / math.sqrt(math.pi),
+    0.0, 1.0, 12)
+_ERFC_LARGE = _chebyshev_fit(lambda s: math.erfc(1 / s) * math.exp(1 / (s * s)), 1 / 6, 1.0, 22)
+
+
+def erf_array(x):
+    """erf of a floating array, elementwise (see the comment above for the method)."""
+    xp = backend.get_array_module(x)
+    if xp is not np:  # CuPy ships erf
+        import cupyx.scipy.special
+
+        return cupyx.scipy.special.erf(x)
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
+    magnitude = np.abs(x)
+    y = np.sign(x)  # ±1 for |x| ≥ 6, 0 at 0, NaN at NaN
+    small = magnitude < 1
+    if small.any():
+        xs = x[small]
+        y[small] = xs * _clenshaw(_ERF_SMALL, xs * xs * 2 - 1)
+    middle = (magnitude >= 1) & (magnitude < 6)
+    if middle.any():
+        a = magnitude[middle]
+        s = 1 / a
+        t = (s - (1 + 1 / 6) / 2) * (2 / (1 - 1 / 6))
+        erfc = np.exp(-(a * a)) * _clenshaw(_ERFC_LARGE, t)
+        y[middle] = np.copysign(1 - erfc, x[middle])
+    return y
+
+
+# -- softmax family ------------------------------------------------------------------------------
+
+
+class Softmax(Function):
+    """y = e^(x − max x) / Σ e^(x − max x) along ``axis``;  ∂L/∂x = y ⊙ (G − Σ G ⊙ y)."""
+
+    keeps_output = True
+
+    def __init__(self, axis: int):
+        self.axis = axis
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        y = x - x.max(axis=self.axis, keepdims=True)
+        xp.exp(y, out=y)
+        y /= y.sum(axis=self.axis, keepdims=True)
+        return y
+
+    def backward(self, gy):
+        y = self.output()
+        gy_y = gy * y
+        return (gy_y - y * reduce_sum(gy_y, axis=self.axis, keepdims=True),)
+
+
+class LogSoftmax(Function):
+    """y = x − max x − log Σ e^(x − max x) along ``axis``;  ∂L/∂x = G − softmax(x)·Σ G."""
+
+    keeps_output = True
+
+    def __init__(self, axis: int):
+        self.axis = axis
+
+    def forward(self, x):
+        return log_softmax_array(x, self.axis)
+
+    def backward(self, gy):
+        return (gy - exp(self.output()) * reduce_sum(gy, axis=self.axis, keepdims=True),)
+
+
+def log_softmax_array(x, axis: int):
+    """log softmax of an array along ``axis``, stable for any finite logits."""
+    xp = backend.get_array_module(x)
+    y = x - x.max(axis=axis, keepdims=True)
+    y -= xp.log(xp.exp(y).sum(axis=axis, keepdims=True))
+    return y
+
+
+class SoftmaxCrossEntropy(Function):
+    """Per-sample cross-entropy of softmax(logits) with a target, along ``axis``.
+
+    Sparse (``labels`` given, integer classes):   ℓ = −log softmax(x)[label].
+    Dense (target tensor t, one-hot or probabilities):   ℓ = −Σ t ⊙ log softmax(x).
+
+    log softmax is computed with the max subtracted (log-sum-exp), so ±1e4 logits are fine.
+    Backward: ∂ℓ/∂x = softmax(x)·Σt − t (= softmax − onehot for one-hot targets),
+    ∂ℓ/∂t = −log softmax(x). First-order only (raw arrays).
+    """
+
+    differentiable_backward = False
+
+    def __init__(self, axis: int, labels=None):
+        self.axis, self.labels = axis, labels
+
+    def forward(self, logits, target=None):
+        xp = backend.get_array_module(logits)
+        self.log_probs = log_softmax_array(logits, self.axis)
+        if target is None:
+            picked = xp.take_along_axis(self.log_probs, self._label_index(), axis=self.axis)
+            return -picked.squeeze(self.axis)
+        return -(target * self.log_probs).sum(axis=self.axis)
+
+    def _label_index(self):
+        return backend.get_array_module(self.labels).expand_dims(self.labels, self.axis)
+
+    def backward(self, gy):
+        xp = backend.get_array_module(gy.data)
+        g = xp.expand_dims(gy.data, self.axis)
+        sparse = len(self.inputs) == 1
+        target = None if sparse else self.inputs[1].data
+        gx = gt = None
+        if self.inputs[0].requires_grad:
+            gx = xp.exp(self.log_probs)
+            if sparse:
+                index = self._label_index()
+                picked = xp.take_along_axis(gx, index, axis=self.axis)
+                xp.put_along_axis(gx, index, picked - 1, axis=self.axis)
+            else:
+                gx *= target.sum(axis=self.axis, keepdims=True)
+                gx -= target
+            gx *= g
+            gx = Tensor(gx)
+        if not sparse and self.inputs[1].requires_grad:
+            gt = Tensor(-self.log_probs * g)
+        return (gx,) if sparse else (gx, gt)
+
+
+class SigmoidCrossEntropy(Function):
+    """Elementwise ℓ = −t·log σ(x) − (1 − t)·log(1 − σ(x)) from logits x.
+
+    Computed as max(x, 0) − x·t + log1p(e^−|x|), finite for any x.
+    ∂ℓ/∂x = σ(x) − t,  ∂ℓ/∂t = −x (written with Tensor ops: differentiable again).
+    """
+
+    def forward(self, x, t):
+        xp = backend.get_array_module(x)
+        loss = xp.abs(x)
+        xp.negative(loss, out=loss)
+        xp.exp(loss, out=loss)
+        xp.log1p(loss, out=loss)
+        loss += xp.maximum(x, 0)
+        loss -= x * t
+        return loss
+
+    def backward(self, gy):
+        x, t = self.inputs
+        gx = gy * (sigmoid(x) - t) if x.requires_grad else None
+        gt = gy * -x if t.requires_grad else None
+        return gx, gt
+
+
+# -- batch normalisation -------------------------------------------------------------------------
+
+
+class BatchNorm(Function):
+    """Batch normalisation with batch statistics (training mode), over every axis but ``axis``.
+
+    x̂ = (x − μ) / σ with μ, σ² the batch mean and biased variance and σ = √(σ² + ε);
+    y = γ x̂ + β. With m the number of values per channel, backward is
+
+        ∂L/∂x = (γ/σ)/m · (m·G − Σ G − x̂ ⊙ Σ(G ⊙ x̂)),   ∂L/∂γ = Σ G ⊙ x̂,   ∂L/∂β = Σ G.
+
+    The inputs are x and then γ and β when present (``has_gamma``, ``has_beta``). After forward
+    the op holds ``mean`` and ``variance`` (biased) for the moving-average update.
+    First-order only (raw arrays).
+    """
+
+    differentiable_backward = False
+
+    def __init__(self, axis: int, epsilon: float, has_gamma: bool, has_beta: bool):
+        self.axis, self.epsilon = axis, epsilon
+        self.has_gamma, self.has_beta = has_gamma, has_beta
+
+    def forward(self, x, *affine):
+        xp = backend.get_array_module(x)
+        self.axes = tuple(a for a in range(x.ndim) if a != self.axis)
+        shape = [1] * x.ndim
+        shape[self.axis] = x.shape[self.axis]
+        self.stat_shape = tuple(shape)
+        mean = x.mean(axis=self.axes, keepdims=True)
+        xhat = x - mean
+        variance = xp.square(xhat).mean(axis=self.axes, keepdims=True)
+        self.inv_std = 1 / xp.sqrt(variance + self.epsilon)
+        xhat *= self.inv_std
+        self.xhat = xhat
+        self.mean, self.variance = mean.reshape(-1), variance.reshape(-1)
+        affine = list(affine)
+        gamma = affine.pop(0).reshape(self.stat_shape) if self.has_gamma else None
+        beta = affine.pop(0).reshape(self.stat_shape) if self.has_beta else None
+        if gamma is None:
+            return xhat + beta if beta is not None else xhat.copy()
+        y = xhat * gamma
+        if beta is not None:
+            y += beta
+        return y
+
+    def backward(self, gy):
+        g = gy.data
+        x = self.inputs[0]
+        count = g.size // g.shape[self.axis]
+        need_gamma = self.has_gamma and self.inputs[1].requires_grad
+        g_beta = g.sum(axis=self.axes, keepdims=True)
+        g_gamma = (g * self.xhat).sum(axis=self.axes, keepdims=True)
+        gx = None
+        if x.requires_grad:
+            scale = self.inv_std
+            if self.has_gamma:
+                scale = scale * self.inputs[1].data.reshape(self.stat_shape)
+            gx = self.xhat * (-g_gamma / count)
+            gx += g
+            gx -= g_beta / count
+            gx *= scale
+            gx = Tensor(gx)
+        grads = [gx]
+        if self.has_gamma:
+            grads.append(Tensor(g_gamma.reshape(-1)) if need_gamma else None)
+        if self.has_beta:
+            beta = self.inputs[-1]
+            grads.append(Tensor(g_beta.reshape(-1)) if beta.requires_grad else None)
+        return tuple(grads)
+
+
+# -- lookup --------------------------------------------------------------------------------------
+
+
+class Embedding(Function):
+    """y = W[ids]: the rows of the table W (rows, dim) picked by integer ``ids`` of any shape.
+
+    Backward scatter-adds the upstream rows into a zero table (:class:`EmbeddingGrad`), adding
+    up repeated ids; that is itself differentiable (its gradient is a lookup again).
+    """
+
+    def __init__(self, ids):
+        self.ids = ids
+
+    def forward(self, table):
+        self.rows = table.shape[0]
+        return backend.get_array_module(table).take(table, self.ids, axis=0)
+
+    def backward(self, gy):
+        return (EmbeddingGrad(self.ids, self.rows)(gy),)
+
+
+class EmbeddingGrad(Function):
+    """y = zeros(rows, dim) with y[ids[k]] += g[k] for every k (repeated ids add up)."""
+
+    def __init__(self, ids, rows: int):
+        self.ids, self.rows = ids, rows
+
+    def forward(self, g):
+        return scatter_add_rows(self.ids.reshape(-1), g.reshape(-1, g.shape[-1]), self.rows)
+
+    def backward(self, gy):
+        return (Embedding(self.ids)(gy),)
+
+
+def scatter_add_rows(ids, values, rows: int):
+    """A (rows, dim) array whose row r is the sum of ``values[k]`` over every k with ids[k] = r.
+
+    ``np.add.at`` does this but slowly. The ids are sorted instead; then
+
+    * when no id repeats more than :data:`FEW_REPEATS` times (the usual case of a large
+      vocabulary), pass p adds the p-th occurrence of every id, a fancy-indexed ``+=`` over
+      distinct rows;
+    * otherwise every run of equal ids is summed at once with ``np.add.reduceat``.
+    """
+    xp = backend.get_array_module(values)
+    out = xp.zeros((rows, values.shape[1]), dtype=values.dtype)
+    if ids.size == 0:
+        return out
+    if xp is not np:
+        xp.add.at(out, ids, values)
+        return out
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    counts = np.diff(np.r_[starts, ids.size])
+    if counts.max() > FEW_REPEATS:
+        out[sorted_ids[starts]] = np.add.reduceat(values[order], starts, axis=0)
+        return out
+    occurrence = np.arange(ids.size) - np.repeat(starts, counts)  # 0 for the first of a run
+    for p in range(int(counts.max())):
+        chosen = order[occurrence == p]
+        out[ids[chosen]] += values[chosen]
+    return out
+
+
+#: Up to this many repeats of one id, :func:`scatter_add_rows` adds occurrence by occurrence.
+FEW_REPEATS = 16

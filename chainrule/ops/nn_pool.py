@@ -1,0 +1,313 @@
+"""Max and average pooling over NCHW images, vectorised over the window offsets.
+
+A pooling window of kh × kw visits kh·kw *offsets*; at offset (i, j) the windows of all output
+positions read one strided slice of the (padded) input. Pooling is therefore a running maximum
+(or sum) over kh·kw slices, each a whole-batch array operation; backward sends each output's
+gradient back through the same slices.
+
+When the windows tile the input exactly (stride = pool size, no padding, sizes divisible: the
+usual 2 × 2 pooling of a CNN) a faster path reduces in two steps along contiguous memory: first
+over the kw columns of every window row (a plain strided reduction over the flattened input),
+then over the kh rows.
+
+Max pooling routes each window's gradient to its first maximum in row-major order, as PyTorch
+does; NaN inputs propagate to the output, but their gradient routing is unspecified. Average
+pooling divides by the number of *input* elements in the window: padding is never counted
+(Keras's "same" behaviour; PyTorch's ``count_include_pad=False``).
+
+Images are processed as planes (one per sample and channel) in whichever order of N and C the
+memory has, so channel-major arrays from :mod:`chainrule.ops.nn_conv` need no copy, and results
+keep the input's memory order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from chainrule.autograd.function import Function
+from chainrule.ops.nn_conv import output_size, pair, spatial_padding
+from chainrule.tensor import Tensor
+
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    """Sizes of a 2-D pooling, worked out once from the input shape and the arguments."""
+
+    height: int
+    width: int
+    pool: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[tuple[int, int], tuple[int, int]]
+    out_height: int
+    out_width: int
+
+    @property
+    def tiles(self) -> bool:
+        """True when the windows tile the input exactly (the fast path)."""
+        return (
+            self.stride == self.pool
+            and self.padding == ((0, 0), (0, 0))
+            and self.height == self.out_height * self.pool[0]
+            and self.width == self.out_width * self.pool[1]
+        )
+
+    def offsets(self):
+        """Each window offset k = i·kw + j with the slices of the padded input it reads."""
+        (sh, sw), (kh, kw) = self.stride, self.pool
+        for i in range(kh):
+            for j in range(kw):
+                yield i * kw + j, _window(i, self.out_height, sh), _window(j, self.out_width, sw)
+
+
+def _window(first: int, count: int, stride: int) -> slice:
+    return slice(first, first + stride * (count - 1) + 1, stride)
+
+
+def pool_geometry(shape, pool_size, strides, padding, what: str) -> PoolGeometry:
+    """Check a pooling's arguments against the input shape and work out its geometry."""
+    if len(shape) != 4:
+        raise ValueError(f"{what}: input must be 4-D (N, C, H, W), got shape {tuple(shape)}")
+    pool = pair(pool_size, f"{what}: pool_size")
+    stride = pool if strides is None else pair(strides, f"{what}: strides")
+    h, w = shape[2], shape[3]
+    pads = spatial_padding(padding, (h, w), pool, stride, (1, 1), what)
+    if not isinstance(padding, str):
+        for (before, after), k in zip(pads, pool):
+            if max(before, after) > k // 2:
+                raise ValueError(
+                    f"{what}: padding {padding!r} must be at most half the pool size {pool} "
+                    "(so that every window holds input elements)"
+                )
+    out_h = output_size(h, pool[0], stride[0], 1, *pads[0])
+    out_w = output_size(w, pool[1], stride[1], 1, *pads[1])
+    if out_h < 1 or out_w < 1:
+        raise ValueError(
+            f"{what}: pool size {pool} is larger than the padded input "
+            f"{(h + sum(pads[0]), w + sum(pads[1]))} (input shape {tuple(shape)})"
+        )
+    return PoolGeometry(h, w, pool, stride, pads, out_h, out_w)
+
+
+# -- planes --------------------------------------------------------------------------------------
+
+
+def as_planes(x):
+    """An (N, C, H, W) array as contiguous planes (N·C or C·N, H, W), and whether it is C·N.
+
+    Channel-major memory (what :class:`~chainrule.ops.nn_conv.Conv2d` returns) is used as it is.
+    """
+    n, c, h, w = x.shape
+    if x.flags.c_contiguous:
+        return x.reshape(n * c, h, w), False
+    swapped = x.swapaxes(0, 1)
+    if swapped.flags.c_contiguous:
+        return swapped.reshape(c * n, h, w), True
+    return np.ascontiguousarray(x).reshape(n * c, h, w), False
+
+
+def from_planes(planes, n: int, c: int, channel_major: bool):
+    """Planes (N·C or C·N, h, w) viewed back as (N, C, h, w)."""
+    h, w = planes.shape[-2:]
+    if channel_major:
+        return planes.reshape(c, n, h, w).swapaxes(0, 1)
+    return planes.reshape(n, c, h, w)
+
+
+def _planes_like(a, n: int, c: int, channel_major: bool):
+    """``a`` (N, C, h, w) as contiguous planes in the given order (copied only if needed)."""
+    ordered = a.swapaxes(0, 1) if channel_major else a
+    return np.ascontiguousarray(ordered).reshape(n * c, *a.shape[2:])
+
+
+def _running_max(slices, track: bool):
+    """Elementwise max over equally shaped arrays, and the index of the first maximum."""
+    first, rest = slices[0], slices[1:]
+    if not rest:
+        return first.copy(), (np.zeros(first.shape, np.uint8) if track else None)
+    index = None
+    if track:
+        index = np.greater(rest[0], first).view(np.uint8)  # 1 where the second is larger
+        if len(slices) > 255:
+            index = index.astype(np.intp)
+    best = np.maximum(first, rest[0])
+    for k, candidate in enumerate(rest[1:], start=2):
+        if track:
+            np.copyto(index, k, where=np.greater(candidate, best))
+        np.maximum(best, candidate, out=best)
+    return best, index
+
+
+def _route(g, index, count: int, out_slices) -> None:
+    """Write g where ``index`` is k, and 0 elsewhere, into ``out_slices[k]`` for each k."""
+    if count == 2:
+        np.multiply(g, index.view(bool), out=out_slices[1])
+        np.subtract(g, out_slices[1], out=out_slices[0])
+        return
+    for k in range(count):
+        np.multiply(g, index == k, out=out_slices[k])
+
+
+def _running_sum(slices):
+    total = slices[0] + slices[1] if len(slices) > 1 else slices[0].copy()
+    for s in slices[2:]:
+        total += s
+    return total
+
+
+# -- max pooling ---------------------------------------------------------------------------------
+
+
+class MaxPool2d(Function):
+    """y[n, c, i, j] = max of x[n, c] over the window of output (i, j).
+
+    Backward routes each output's gradient to its window's first maximum (row-major), as
+    PyTorch does; where windows overlap, the contributions add up. First-order only.
+    ``track=False`` skips remembering the maxima (inference).
+    """
+
+    differentiable_backward = False
+
+    def __init__(self, pool_size, strides, padding, track: bool = True):
+        self.pool_size, self.strides, self.padding = pool_size, strides, padding
+        self.track = track
+
+    def forward(self, x):
+        g = self.geometry = pool_geometry(x.shape, self.pool_size, self.strides, self.padding,
+                                          "max_pool2d")
+        planes, self.channel_major = as_planes(x)
+        (kh, kw), count = g.pool, planes.shape[0]
+        if g.tiles:
+            columns = planes.reshape(-1, kw)  # each window row as kw consecutive columns
+            rows, self.column_index = _running_max([columns[:, j] for j in range(kw)],
+                                                   self.track)
+            rows = rows.reshape(count * g.out_height, kh, g.out_width)
+            best, self.row_index = _running_max([rows[:, i] for i in range(kh)], self.track)
+            best = best.reshape(count, g.out_height, g.out_width)
+        else:
+            padded = _pad_planes(planes, g, _lowest(planes.dtype))
+            best, self.index = _running_max(
+                [padded[:, rows, cols] for _, rows, cols in g.offsets()], self.track)
+        return from_planes(best, x.shape[0], x.shape[1], self.channel_major)
+
+    def backward(self, gy):
+        if not self.track:
+            raise RuntimeError("max_pool2d: the op was applied with track=False; no backward")
+        g, x = self.geometry, self.inputs[0]
+        n, c = x.shape[0], x.shape[1]
+        gy_planes = _planes_like(gy.data, n, c, self.channel_major)
+        (kh, kw) = g.pool
+        count = gy_planes.shape[0]
+        if g.tiles:
+            rows = np.empty((count * g.out_height, kh, g.out_width), dtype=gy_planes.dtype)
+            _route(gy_planes.reshape(count * g.out_height, g.out_width), self.row_index, kh,
+                   [rows[:, i] for i in range(kh)])
+            gx = np.empty((count, g.height, g.width), dtype=gy_planes.dtype)
+            columns = gx.reshape(-1, kw)
+            _route(rows.reshape(-1), self.column_index, kw, [columns[:, j] for j in range(kw)])
+        else:
+            gpad = _zero_padded_planes(count, g, gy_planes.dtype)
+            for k, rows, cols in g.offsets():
+                gpad[:, rows, cols] += gy_planes * (self.index == k)
+            gx = _unpad(gpad, g)
+        return (Tensor(from_planes(gx, n, c, self.channel_major)),)
+
+
+# -- average pooling -----------------------------------------------------------------------------
+
+
+class AvgPool2d(Function):
+    """y[n, c, i, j] = mean of the *input* elements of x[n, c] in the window of output (i, j).
+
+    Padding is never counted (Keras "same"; PyTorch ``count_include_pad=False``). Backward
+    spreads each output's gradient evenly over its window's input elements. First-order only
+    (raw arrays).
+    """
+
+    differentiable_backward = False
+
+    def __init__(self, pool_size, strides, padding):
+        self.pool_size, self.strides, self.padding = pool_size, strides, padding
+
+    def forward(self, x):
+        g = self.geometry = pool_geometry(x.shape, self.pool_size, self.strides, self.padding,
+                                          "avg_pool2d")
+        planes, self.channel_major = as_planes(x)
+        (kh, kw), count = g.pool, planes.shape[0]
+        if g.tiles:
+            columns = planes.reshape(-1, kw)
+            rows = _running_sum([columns[:, j] for j in range(kw)])
+            rows = rows.reshape(count * g.out_height, kh, g.out_width)
+            total = _running_sum([rows[:, i] for i in range(kh)])
+            total *= 1 / (kh * kw)
+            y = total.reshape(count, g.out_height, g.out_width)
+        else:
+            padded = _pad_planes(planes, g, 0)
+            y = _running_sum([padded[:, rows, cols] for _, rows, cols in g.offsets()])
+            y /= _window_counts(g, y.dtype)
+        return from_planes(y, x.shape[0], x.shape[1], self.channel_major)
+
+    def backward(self, gy):
+        g, x = self.geometry, self.inputs[0]
+        n, c = x.shape[0], x.shape[1]
+        gy_planes = _planes_like(gy.data, n, c, self.channel_major)
+        (kh, kw), count = g.pool, gy_planes.shape[0]
+        if g.tiles:
+            gx = np.empty((count, g.height, g.width), dtype=gy_planes.dtype)
+            share = gy_planes * (1 / (kh * kw))
+            gx.reshape(count * g.out_height, kh, g.out_width, kw)[...] = share.reshape(
+                count * g.out_height, 1, g.out_width, 1)
+        else:
+            share = gy_planes / _window_counts(g, gy_planes.dtype)
+            gpad = _zero_padded_planes(count, g, gy_planes.dtype)
+            for _, rows, cols in g.offsets():
+                gpad[:, rows, cols] += share
+            gx = _unpad(gpad, g)
+        return (Tensor(from_planes(gx, n, c, self.channel_major)),)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _lowest(dtype):
+    """The padding value of max pooling: −∞, or the smallest integer."""
+    dtype = np.dtype(dtype)
+    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
+
+
+def _padded_shape(count: int, g: PoolGeometry):
+    """The padded planes, extended so that the last window of every axis fits."""
+    (top, bottom), (left, right) = g.padding
+    height = max(g.height + top + bottom, (g.out_height - 1) * g.stride[0] + g.pool[0])
+    width = max(g.width + left + right, (g.out_width - 1) * g.stride[1] + g.pool[1])
+    return count, height, width
+
+
+def _pad_planes(planes, g: PoolGeometry, value):
+    if g.padding == ((0, 0), (0, 0)):
+        return planes
+    padded = np.full(_padded_shape(planes.shape[0], g), value, dtype=planes.dtype)
+    (top, _), (left, _) = g.padding
+    padded[:, top:top + g.height, left:left + g.width] = planes
+    return padded
+
+
+def _zero_padded_planes(count: int, g: PoolGeometry, dtype):
+    return np.zeros(_padded_shape(count, g), dtype=dtype)
+
+
+def _unpad(padded, g: PoolGeometry):
+    (top, _), (left, _) = g.padding
+    return padded[:, top:top + g.height, left:left + g.width]
+
+
+def _window_counts(g: PoolGeometry, dtype):
+    """How many input elements each window holds: (rows inside) × (columns inside)."""
+    def inside(size, kernel, stride, before, count):
+        start = np.arange(count) * stride - before
+        return np.minimum(start + kernel, size) - np.maximum(start, 0)
+
+    rows = inside(g.height, g.pool[0], g.stride[0], g.padding[0][0], g.out_height)
+    cols = inside(g.width, g.pool[1], g.stride[1], g.padding[1][0], g.out_width)
+    return np.outer(rows, cols).astype(dtype)

@@ -1,0 +1,42 @@
+"""Layers: the building blocks of models, with Keras's names and arguments.
+
+Every layer is a :class:`Layer`: callable on Tensors, built lazily on its first input, owning its
+weights (``parameters()``, ``state_dict()``, ``get_weights()``) and sub-layers. See
+docs/layers.md for the contract and the formulas.
+
+>>> import chainrule as cr
+>>> from chainrule.layers import Dense
+>>> Dense(3, activation="relu")(cr.ones(2, 5)).shape
+(2, 3)
+"""
+
+from chainrule.layers.activation import ELU, Activation, LeakyReLU, PReLU, ReLU, Softmax
+from chainrule.layers.base import (
+    InputSpec,
+    Layer,
+    LoadResult,
+    deserialize,
+    reset_names,
+    serialize,
+    unique_name,
+)
+from chainrule.layers.conv import Conv2D
+from chainrule.layers.core import Dense, Flatten, Maxout, Reshape
+from chainrule.layers.dropout import Dropout
+from chainrule.layers.embedding import Embedding
+from chainrule.layers.merge import Add, Residual
+from chainrule.layers.normalization import BatchNormalization, Scale, Shift
+from chainrule.layers.pooling import (
+    AveragePooling2D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    MaxPooling2D,
+)
+
+__all__ = [
+    "ELU", "Activation", "Add", "AveragePooling2D", "BatchNormalization", "Conv2D", "Dense",
+    "Dropout", "Embedding", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+    "InputSpec", "Layer", "LeakyReLU", "LoadResult", "Maxout", "MaxPooling2D", "PReLU", "ReLU",
+    "Reshape", "Residual", "Scale", "Shift", "Softmax", "deserialize", "reset_names",
+    "serialize", "unique_name",
+]

@@ -345,7 +345,7 @@ class Orthogonal(_Seeded):
         q *= np.sign(np.diag(r))  # makes the distribution uniform (Haar) over orthogonal matrices
         if rows < cols:
             q = q.T
-        return self.gain * q.reshape(shape)
+        return np.ascontiguousarray(self.gain * q.reshape(shape))  # q.T is Fortran-ordered
 
     def get_config(self) -> dict:
         return {"gain": self.gain, **super().get_config()}

@@ -32,9 +32,11 @@ from chainrule.layers.pooling import (
     GlobalMaxPooling2D,
     MaxPooling2D,
 )
+from chainrule.layers.recurrent import GRU, LSTM, Bidirectional, SimpleRNN, TimeDistributed
 
 __all__ = [
-    "ELU", "Activation", "Add", "AveragePooling2D", "BatchNormalization", "Conv2D", "Dense",
+    "ELU", "GRU", "LSTM", "Activation", "Add", "AveragePooling2D", "BatchNormalization",
+    "Bidirectional", "Conv2D", "Dense", "SimpleRNN", "TimeDistributed",
     "Dropout", "Embedding", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
     "InputSpec", "Layer", "LeakyReLU", "LoadResult", "Maxout", "MaxPooling2D", "PReLU", "ReLU",
     "Reshape", "Residual", "Scale", "Shift", "Softmax", "deserialize", "reset_names",

@@ -1,0 +1,84 @@
+"""Adadelta: a running ratio of update size to gradient size, with no learning rate to tune."""
+
+from __future__ import annotations
+
+from chainrule import backend
+from chainrule.optimizers.optimizer import (
+    Optimizer,
+    add_weight_decay,
+    check_range,
+    subtract_scaled,
+)
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler, 2012); PyTorch's update rule.
+
+    Keeps running averages of the squared gradients ``E[g²]`` and of the squared updates
+    ``E[Δ²]``; their ratio sets each weight's step size, so units match and ``α = 1`` works::
+
+        g ← g + λ·W                                  (weight decay, when λ ≠ 0)
+        E[g²] ← ρ·E[g²] + (1 − ρ)·g²
+        Δ ← √(E[Δ²] + ε) / √(E[g²] + ε) · g
+        E[Δ²] ← ρ·E[Δ²] + (1 − ρ)·Δ²
+        W ← W − α·Δ
+
+    Args:
+        params: the parameters (or groups); omit to bind them later with :meth:`build`.
+        learning_rate: ``α`` (default 1.0), a number or a schedule; ``lr=`` is a synonym.
+        rho: ``ρ``, the decay of both running averages (default 0.9).
+        epsilon: ``ε`` (default 1e-6).
+        weight_decay: ``λ``, L2 regularisation added to the gradient (default 0).
+        clipnorm, clipvalue, global_clipnorm: gradient clipping (see :class:`Optimizer`).
+
+    >>> import chainrule as cr
+    >>> w = cr.tensor([1.0], requires_grad=True)
+    >>> opt = Adadelta([w])
+    >>> (w * w).sum().backward()
+    >>> opt.step()                            # the first steps are tiny: E[Δ²] starts at 0
+    >>> round(1.0 - w.item(), 5)
+    0.00316
+    """
+
+    def __init__(self, params=None, learning_rate=1.0, rho=0.9, epsilon=1e-6, weight_decay=0,
+                 *, lr=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        defaults = dict(learning_rate=learning_rate, rho=rho, epsilon=epsilon,
+                        weight_decay=weight_decay)
+        super().__init__(params, defaults, lr=lr, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm)
+
+    def _check_group(self, group):
+        check_range(self, group, "rho", 0.0, 1.0)
+        check_range(self, group, "epsilon")
+        check_range(self, group, "weight_decay")
+        return group
+
+    def _init_state(self, param, group):
+        xp = backend.get_array_module(param)
+        return {"step": 0, "square_avg": xp.zeros_like(param),
+                "acc_delta": xp.zeros_like(param)}
+
+    def _update(self, param, grad, state, group, lr, scratch):
+        xp = backend.get_array_module(param)
+        state["step"] += 1
+        rho, eps = group["rho"], group["epsilon"]
+        grad = add_weight_decay(grad, param, group["weight_decay"], scratch)
+        square_avg, acc_delta = state["square_avg"], state["acc_delta"]
+        std, delta = scratch.get(1, param), scratch.get(2, param)
+        _running_average_of_squares(xp, square_avg, grad, rho, std)
+        xp.add(square_avg, eps, out=std)
+        xp.sqrt(std, out=std)
+        xp.add(acc_delta, eps, out=delta)
+        xp.sqrt(delta, out=delta)
+        delta /= std
+        delta *= grad
+        _running_average_of_squares(xp, acc_delta, delta, rho, std)
+        subtract_scaled(param, lr, delta, delta)
+
+
+def _running_average_of_squares(xp, average, values, rho, work) -> None:
+    """``average ← ρ·average + (1 − ρ)·values²`` in place, with ``work`` as the temporary."""
+    xp.multiply(values, values, out=work)
+    work *= 1.0 - rho
+    average *= rho
+    average += work

@@ -1,0 +1,73 @@
+"""Adagrad: per-weight learning rates that shrink with the sum of squared gradients."""
+
+from __future__ import annotations
+
+from chainrule import backend
+from chainrule.optimizers.optimizer import (
+    Optimizer,
+    add_weight_decay,
+    check_range,
+    subtract_scaled,
+)
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al., 2011); PyTorch's update rule.
+
+    Each weight accumulates the squares of its gradients, so weights with large past gradients
+    take smaller steps. With learning rate ``α``, decay ``η`` and step count ``t``::
+
+        g ← g + λ·W                          (weight decay, when λ ≠ 0)
+        G ← G + g²                           (G starts at initial_accumulator_value)
+        W ← W − α / (1 + (t − 1)·η) · g / (√G + ε)
+
+    Args:
+        params: the parameters (or groups); omit to bind them later with :meth:`build`.
+        learning_rate: ``α`` (default 0.01), a number or a schedule; ``lr=`` is a synonym.
+        epsilon: ``ε``, added to the denominator (default 1e-10).
+        initial_accumulator_value: the starting value of ``G`` (default 0).
+        lr_decay: ``η`` (default 0).
+        weight_decay: ``λ``, L2 regularisation added to the gradient (default 0).
+        clipnorm, clipvalue, global_clipnorm: gradient clipping (see :class:`Optimizer`).
+
+    >>> import chainrule as cr
+    >>> w = cr.tensor([1.0, -2.0], requires_grad=True)
+    >>> opt = Adagrad([w], learning_rate=0.5)
+    >>> (w * w).sum().backward()
+    >>> opt.step()                            # a first step moves each weight by about α
+    >>> w.tolist()
+    [0.5, -1.5]
+    """
+
+    def __init__(self, params=None, learning_rate=0.01, epsilon=1e-10,
+                 initial_accumulator_value=0.0, lr_decay=0, weight_decay=0, *, lr=None,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None):
+        defaults = dict(learning_rate=learning_rate, epsilon=epsilon,
+                        initial_accumulator_value=initial_accumulator_value, lr_decay=lr_decay,
+                        weight_decay=weight_decay)
+        super().__init__(params, defaults, lr=lr, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm)
+
+    def _check_group(self, group):
+        for key in ("epsilon", "initial_accumulator_value", "lr_decay", "weight_decay"):
+            check_range(self, group, key)
+        return group
+
+    def _init_state(self, param, group):
+        xp = backend.get_array_module(param)
+        return {"step": 0,
+                "sum": xp.full_like(param, group["initial_accumulator_value"])}
+
+    def _update(self, param, grad, state, group, lr, scratch):
+        xp = backend.get_array_module(param)
+        state["step"] += 1
+        grad = add_weight_decay(grad, param, group["weight_decay"], scratch)
+        decayed_lr = lr / (1 + (state["step"] - 1) * group["lr_decay"])
+        accumulator = state["sum"]
+        work = scratch.get(1, param)
+        xp.multiply(grad, grad, out=work)
+        accumulator += work
+        xp.sqrt(accumulator, out=work)
+        work += group["epsilon"]
+        xp.divide(grad, work, out=work)
+        subtract_scaled(param, decayed_lr, work, work)

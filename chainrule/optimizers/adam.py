@@ -1,0 +1,122 @@
+"""Adam and AdamW: momentum on the gradient, RMSprop-style scaling, and bias correction."""
+
+from __future__ import annotations
+
+import math
+
+from chainrule import backend
+from chainrule.optimizers.optimizer import (
+    Optimizer,
+    add_weight_decay,
+    check_range,
+    subtract_scaled,
+)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015); PyTorch's update rule.
+
+    Running averages of the gradient ``m`` and of its square ``v``, corrected for their start at
+    zero. With learning rate ``α``, betas ``β₁, β₂`` and the parameter's step count ``t``::
+
+        g ← g + λ·W                          (L2 weight decay, when λ ≠ 0; AdamW differs)
+        m ← β₁·m + (1 − β₁)·g
+        v ← β₂·v + (1 − β₂)·g²
+        v̂ ← max(v̂, v)  if amsgrad, else v
+        W ← W − α · (m / (1 − β₁ᵗ)) / (√(v̂ / (1 − β₂ᵗ)) + ε)
+
+    The last line is computed as the paper suggests (section 2), with one fewer pass over the
+    arrays: ``W ← W − α_t · m / (√v̂ + ε̂)``, ``α_t = α·√(1 − β₂ᵗ) / (1 − β₁ᵗ)``,
+    ``ε̂ = ε·√(1 − β₂ᵗ)``.
+
+    Args:
+        params: the parameters (or groups); omit to bind them later with :meth:`build`.
+        learning_rate: ``α`` (default 1e-3), a number or a schedule; ``lr=`` is a synonym.
+        beta_1: ``β₁`` (default 0.9).
+        beta_2: ``β₂`` (default 0.999).
+        epsilon: ``ε`` (default 1e-8).
+        weight_decay: ``λ`` (default 0).
+        amsgrad: use the running maximum of ``v`` (Reddi et al., 2018).
+        clipnorm, clipvalue, global_clipnorm: gradient clipping (see :class:`Optimizer`).
+
+    >>> import chainrule as cr
+    >>> w = cr.tensor([1.0, -2.0], requires_grad=True)
+    >>> opt = Adam([w], learning_rate=0.1)
+    >>> (w * w).sum().backward()
+    >>> opt.step()                            # the first step moves each weight by α
+    >>> [round(v, 6) for v in w.tolist()]
+    [0.9, -1.9]
+    """
+
+    #: Whether weight decay shrinks the weights directly (AdamW) instead of adding λ·W to g.
+    decoupled_weight_decay = False
+
+    def __init__(self, params=None, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 weight_decay=0.0, amsgrad=False, *, lr=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None):
+        defaults = dict(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
+                        epsilon=epsilon, weight_decay=weight_decay, amsgrad=amsgrad)
+        super().__init__(params, defaults, lr=lr, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm)
+
+    def _check_group(self, group):
+        check_range(self, group, "beta_1", 0.0, 1.0, high_open=True)
+        check_range(self, group, "beta_2", 0.0, 1.0, high_open=True)
+        check_range(self, group, "epsilon")
+        check_range(self, group, "weight_decay")
+        return group
+
+    def _init_state(self, param, group):
+        xp = backend.get_array_module(param)
+        return {"step": 0, "exp_avg": xp.zeros_like(param), "exp_avg_sq": xp.zeros_like(param)}
+
+    def _update(self, param, grad, state, group, lr, scratch):
+        xp = backend.get_array_module(param)
+        state["step"] += 1
+        t = state["step"]
+        beta_1, beta_2, weight_decay = group["beta_1"], group["beta_2"], group["weight_decay"]
+        if self.decoupled_weight_decay:
+            if weight_decay != 0:
+                param *= 1.0 - lr * weight_decay
+        else:
+            grad = add_weight_decay(grad, param, weight_decay, scratch)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        work = scratch.get(1, param)
+        xp.subtract(grad, m, out=work)  # m ← m + (1 − β₁)(g − m)
+        work *= 1.0 - beta_1
+        m += work
+        xp.multiply(grad, grad, out=work)  # v ← β₂ v + (1 − β₂) g²
+        work *= 1.0 - beta_2
+        v *= beta_2
+        v += work
+        if group["amsgrad"]:
+            v_max = state.get("max_exp_avg_sq")
+            if v_max is None:
+                v_max = state["max_exp_avg_sq"] = xp.zeros_like(param)
+            xp.maximum(v_max, v, out=v_max)
+            v = v_max
+        root_bias_correction_2 = math.sqrt(1.0 - beta_2**t)
+        step_size = lr * root_bias_correction_2 / (1.0 - beta_1**t)
+        xp.sqrt(v, out=work)
+        work += group["epsilon"] * root_bias_correction_2
+        xp.divide(m, work, out=work)
+        subtract_scaled(param, step_size, work, work)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019); PyTorch's update rule.
+
+    The weights shrink directly, ``W ← W·(1 − α·λ)``, before the Adam step on the plain
+    gradient, instead of ``λ·W`` being added to the gradient (where Adam's scaling would
+    weaken it for weights with large gradients). Same arguments as :class:`Adam`, with
+    ``weight_decay=0.01`` by default.
+    """
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params=None, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 weight_decay=0.01, amsgrad=False, *, lr=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None):
+        super().__init__(params, learning_rate, beta_1, beta_2, epsilon, weight_decay, amsgrad,
+                         lr=lr, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm)

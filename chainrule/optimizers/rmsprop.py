@@ -1,0 +1,100 @@
+"""RMSprop: divide each gradient by a running root-mean-square of its recent values."""
+
+from __future__ import annotations
+
+from chainrule import backend
+from chainrule.optimizers.optimizer import (
+    Optimizer,
+    add_weight_decay,
+    check_range,
+    subtract_scaled,
+)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton, 2012); PyTorch's update rule (its ``alpha`` is ``rho`` here).
+
+    With learning rate ``α``, decay ``ρ``, momentum ``μ`` and weight decay ``λ``::
+
+        g ← g + λ·W                          (weight decay, when λ ≠ 0)
+        v ← ρ·v + (1 − ρ)·g²                 (running mean of squares)
+        m ← ρ·m + (1 − ρ)·g                  (running mean, only when centered)
+        s ← √(v − m²) + ε   if centered, else √v + ε
+        b ← μ·b + g / s,  W ← W − α·b        when μ > 0
+        W ← W − α·g / s                      otherwise
+
+    Args:
+        params: the parameters (or groups); omit to bind them later with :meth:`build`.
+        learning_rate: ``α`` (default 0.01), a number or a schedule; ``lr=`` is a synonym.
+        rho: ``ρ``, the decay of the running averages (default 0.99).
+        epsilon: ``ε`` (default 1e-8).
+        momentum: ``μ`` (default 0).
+        centered: normalise by the running variance ``v − m²`` instead of ``v``.
+        weight_decay: ``λ``, L2 regularisation added to the gradient (default 0).
+        clipnorm, clipvalue, global_clipnorm: gradient clipping (see :class:`Optimizer`).
+
+    >>> import chainrule as cr
+    >>> w = cr.tensor([1.0], requires_grad=True)
+    >>> opt = RMSprop([w], learning_rate=0.01)
+    >>> (w * w).sum().backward()
+    >>> opt.step()                            # first step: g/√(0.01 g²) = 10 · sign(g)
+    >>> round(w.item(), 4)
+    0.9
+    """
+
+    def __init__(self, params=None, learning_rate=0.01, rho=0.99, epsilon=1e-8, momentum=0.0,
+                 centered=False, weight_decay=0, *, lr=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None):
+        defaults = dict(learning_rate=learning_rate, rho=rho, epsilon=epsilon,
+                        momentum=momentum, centered=centered, weight_decay=weight_decay)
+        super().__init__(params, defaults, lr=lr, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm)
+
+    def _check_group(self, group):
+        check_range(self, group, "rho")
+        for key in ("epsilon", "momentum", "weight_decay"):
+            check_range(self, group, key)
+        return group
+
+    def _init_state(self, param, group):
+        xp = backend.get_array_module(param)
+        return {"step": 0, "square_avg": xp.zeros_like(param)}
+
+    def _update(self, param, grad, state, group, lr, scratch):
+        xp = backend.get_array_module(param)
+        state["step"] += 1
+        rho = group["rho"]
+        grad = add_weight_decay(grad, param, group["weight_decay"], scratch)
+        square_avg = state["square_avg"]
+        denom = scratch.get(1, param)
+        xp.multiply(grad, grad, out=denom)
+        denom *= 1.0 - rho
+        square_avg *= rho
+        square_avg += denom
+        if group["centered"]:
+            grad_avg = _buffer(xp, state, "grad_avg", param)
+            xp.subtract(grad, grad_avg, out=denom)  # m ← m + (1 − ρ)(g − m)
+            denom *= 1.0 - rho
+            grad_avg += denom
+            xp.multiply(grad_avg, grad_avg, out=denom)
+            xp.subtract(square_avg, denom, out=denom)
+            xp.sqrt(denom, out=denom)
+        else:
+            xp.sqrt(square_avg, out=denom)
+        denom += group["epsilon"]
+        xp.divide(grad, denom, out=denom)  # g / s
+        if group["momentum"] > 0:
+            buffer = _buffer(xp, state, "momentum_buffer", param)
+            buffer *= group["momentum"]
+            buffer += denom
+            subtract_scaled(param, lr, buffer, denom)
+        else:
+            subtract_scaled(param, lr, denom, denom)
+
+
+def _buffer(xp, state, name, param):
+    """``state[name]``, created as zeros shaped like ``param`` the first time it is needed."""
+    buffer = state.get(name)
+    if buffer is None:
+        buffer = state[name] = xp.zeros_like(param)
+    return buffer

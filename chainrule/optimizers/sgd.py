@@ -1,0 +1,83 @@
+"""Stochastic gradient descent, with momentum, Nesterov momentum and weight decay."""
+
+from __future__ import annotations
+
+from chainrule import backend
+from chainrule.optimizers.optimizer import (
+    Optimizer,
+    add_weight_decay,
+    check_range,
+    subtract_scaled,
+)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum; PyTorch's update rule.
+
+    With gradient ``g``, learning rate ``α``, momentum ``μ``, dampening ``τ`` and weight
+    decay ``λ``, one step is::
+
+        g ← g + λ·W                          (weight decay, when λ ≠ 0)
+        b ← μ·b + (1 − τ)·g                  (momentum buffer; b = g on the first step)
+        d ← g + μ·b   if nesterov, else b    (d = g when μ = 0)
+        W ← W − α·d
+
+    Args:
+        params: the parameters (or parameter groups); omit to bind them later with
+            :meth:`build` (``model.compile`` does).
+        learning_rate: ``α`` (default 0.01), a number or a schedule; ``lr=`` is a synonym.
+        momentum: ``μ`` (default 0: plain SGD).
+        nesterov: use Nesterov momentum (needs ``μ > 0`` and ``τ = 0``).
+        weight_decay: ``λ``, L2 regularisation added to the gradient (default 0).
+        dampening: ``τ`` (default 0).
+        clipnorm, clipvalue, global_clipnorm: gradient clipping (see :class:`Optimizer`).
+
+    >>> import chainrule as cr
+    >>> w = cr.tensor([1.0, -2.0], requires_grad=True)
+    >>> opt = SGD([w], learning_rate=0.1, momentum=0.9)
+    >>> (w * w).sum().backward()              # grad = 2w = [2, -4]
+    >>> opt.step()
+    >>> [round(v, 6) for v in w.tolist()]     # W − 0.1·g (the buffer starts as g)
+    [0.8, -1.6]
+    """
+
+    def __init__(self, params=None, learning_rate=0.01, momentum=0.0, nesterov=False,
+                 weight_decay=0.0, dampening=0.0, *, lr=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None):
+        defaults = dict(learning_rate=learning_rate, momentum=momentum, nesterov=nesterov,
+                        weight_decay=weight_decay, dampening=dampening)
+        super().__init__(params, defaults, lr=lr, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm)
+
+    def _check_group(self, group):
+        check_range(self, group, "momentum")
+        check_range(self, group, "weight_decay")
+        check_range(self, group, "dampening")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("SGD: Nesterov momentum requires a momentum > 0 and zero dampening")
+        return group
+
+    def _update(self, param, grad, state, group, lr, scratch):
+        xp = backend.get_array_module(param)
+        work = scratch.get(1, param)
+        grad = add_weight_decay(grad, param, group["weight_decay"], scratch)
+        momentum = group["momentum"]
+        direction = grad
+        if momentum != 0:
+            buffer = state.get("momentum_buffer")
+            if buffer is None:
+                buffer = state["momentum_buffer"] = xp.array(grad, dtype=param.dtype, copy=True)
+            else:
+                buffer *= momentum
+                if group["dampening"] == 0:
+                    buffer += grad
+                else:
+                    xp.multiply(grad, 1.0 - group["dampening"], out=work)
+                    buffer += work
+            if group["nesterov"]:
+                xp.multiply(buffer, momentum, out=work)
+                work += grad
+                direction = work
+            else:
+                direction = buffer
+        subtract_scaled(param, lr, direction, work)

@@ -42,3 +42,13 @@ __all__ = [
     "Reshape", "Residual", "Scale", "Shift", "Softmax", "deserialize", "reset_names",
     "serialize", "unique_name",
 ]
+
+
+def __getattr__(name):
+    # Keras has ``from keras.layers import Input``; Input lives with the models (it is a
+    # model's entry point), which import this package, so it is looked up on first use.
+    if name in ("Input", "InputLayer"):
+        from chainrule.models import sequential
+
+        return getattr(sequential, name)
+    raise AttributeError(f"module 'chainrule.layers' has no attribute {name!r}")

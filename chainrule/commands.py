@@ -1,0 +1,357 @@
+"""The subcommands of ``chainrule``: ``train``, ``evaluate`` and ``summary``.
+
+``chainrule train --out runs/demo`` is the main job: the default CNN on Fashion-MNIST, with a
+progress bar, ending with the test loss and accuracy. The run's folder gets:
+
+================  ==============================================================
+``config.json``   the command's arguments, the model's architecture, versions
+``history.csv``   one row per epoch: loss, accuracy, val_loss, val_accuracy, ...
+``summary.json``  the final numbers: test_loss, test_accuracy, timings, sizes
+``curves.png``    learning curves, training against validation (needs matplotlib)
+``confusion.png`` the test set's confusion matrix (needs matplotlib)
+``model.npz``     the trained model (``chainrule.models.load_model`` reads it)
+================  ==============================================================
+
+``chainrule evaluate --model-path runs/demo/model.npz`` re-scores a saved model on the test
+set; ``chainrule summary --model cnn`` prints an architecture's table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+import chainrule
+from chainrule import zoo
+from chainrule.callbacks import CSVLogger, LearningRateScheduler
+from chainrule.cli import command
+from chainrule.metrics import ConfusionMatrix, SparseCategoricalAccuracy
+
+# -- data sets ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """How to load one data set and turn its pixels into network inputs."""
+
+    module: str  # the chainrule.datasets module
+    image_shape: tuple  # (channels, height, width)
+    max_pixel: float  # pixels are divided by this, to lie in [0, 1]
+    class_names: tuple
+
+    def load(self):
+        """``(x_train, y_train), (x_test, y_test)``: uint8 NCHW images and int64 labels."""
+        import importlib
+
+        module = importlib.import_module(f"chainrule.datasets.{self.module}")
+        (x_train, y_train), (x_test, y_test) = module.load_data()
+        return ((x_train.reshape((-1, *self.image_shape)), _labels(y_train)),
+                (x_test.reshape((-1, *self.image_shape)), _labels(y_test)))
+
+
+def _labels(y) -> np.ndarray:
+    return np.asarray(y).reshape(-1).astype(np.int64)
+
+
+_DIGIT_NAMES = tuple(str(i) for i in range(10))
+
+DATASETS = {
+    "fashion-mnist": ImageDataset("fashion_mnist", (1, 28, 28), 255.0, (
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")),
+    "mnist": ImageDataset("mnist", (1, 28, 28), 255.0, _DIGIT_NAMES),
+    "cifar10": ImageDataset("cifar10", (3, 32, 32), 255.0, (
+        "airplane", "automobile", "bird", "cat", "deer",
+        "dog", "frog", "horse", "ship", "truck")),
+    "digits": ImageDataset("digits", (1, 8, 8), 16.0, _DIGIT_NAMES),
+}  # fmt: skip
+
+
+def prepare_inputs(images: np.ndarray, max_pixel: float, input_shape) -> np.ndarray:
+    """uint8 images as float32 in [0, 1], shaped for a model taking ``input_shape`` (one sample,
+    e.g. (1, 28, 28) for a CNN, (784,) for an MLP: then the pixels are flattened)."""
+    x = images.astype(np.float32)
+    x /= max_pixel
+    return x.reshape((len(x), *input_shape))
+
+
+# -- defaults of the main job ---------------------------------------------------------------------
+
+#: The defaults of ``chainrule train``: the demo (`make demo`) is exactly these.
+DEFAULTS = {
+    "model": "cnn",
+    "dataset": "fashion-mnist",
+    "batch_size": 128,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "seed": 0,
+    "validation_split": 0.1,
+    "lr_schedule": "halve",
+}
+
+#: Epochs when ``--epochs`` is not given, per architecture.
+EPOCHS = {"cnn": 10, "lenet": 10, "mlp": 15}
+
+
+# -- learning-rate schedules ----------------------------------------------------------------------
+
+
+def halving_schedule(base_lr: float, epochs: int):
+    """``base_lr`` for the first half of the epochs, then halved every epoch:
+    lr(e) = base_lr · 0.5^max(0, e − ⌊E/2⌋ + 1). Fine convergence at the end, for free."""
+    start = epochs // 2
+
+    def schedule(epoch: int) -> float:
+        return base_lr * 0.5 ** max(0, epoch - start + 1)
+
+    return schedule
+
+
+LR_SCHEDULES = {"constant": None, "halve": halving_schedule}
+
+
+# -- chainrule train ------------------------------------------------------------------------------
+
+
+@command("train", "Train a model from the zoo on an image data set and save the run.")
+def _train_arguments(parser):
+    parser.add_argument("--model", choices=sorted(zoo.MODELS), default=DEFAULTS["model"],
+                        help="the architecture (default: %(default)s)")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default=DEFAULTS["dataset"],
+                        help="the data set (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="passes over the training data (default: "
+                             + ", ".join(f"{n} for {m}" for m, n in EPOCHS.items()) + ")")
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],
+                        help="samples per step (default: %(default)s)")
+    parser.add_argument("--optimizer", default=DEFAULTS["optimizer"],
+                        help="an optimizer name: adam, sgd, rmsprop, ... (default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"],
+                        help="the learning rate (default: %(default)s)")
+    parser.add_argument("--lr-schedule", choices=sorted(LR_SCHEDULES),
+                        default=DEFAULTS["lr_schedule"],
+                        help="constant: --lr throughout; halve: --lr for the first half of the "
+                             "epochs, then halved every epoch (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"],
+                        help="seed of weights, shuffling and dropout (default: %(default)s)")
+    parser.add_argument("--validation-split", type=float, default=DEFAULTS["validation_split"],
+                        help="fraction of the training data held out, stratified by class, "
+                             "for validation curves; 0 for none (default: %(default)s)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="use only the first N training (and test) samples, for quick runs")
+    parser.add_argument("--out", default=None,
+                        help="the run's folder (default: runs/<model>-<dataset>)")
+    return run_train
+
+
+def run_train(args) -> int:
+    started = time.perf_counter()
+    out = args.out or os.path.join("runs", f"{args.model}-{args.dataset}")
+    os.makedirs(out, exist_ok=True)
+    if args.epochs is None:
+        args.epochs = EPOCHS[args.model]
+    dataset = DATASETS[args.dataset]
+    chainrule.manual_seed(args.seed)
+    data = _training_data(args, dataset)
+    load_seconds = time.perf_counter() - started
+
+    model = zoo.build(args.model, data["input_shape"], len(dataset.class_names))
+    zoo.compile_for_classification(model, args.optimizer, args.lr)
+    _write_json(os.path.join(out, "config.json"), _run_config(args, model, out))
+    x_train, y_train = data["train"]
+    print(f"Training {args.model} on {args.dataset}: {len(y_train)} training, "
+          f"{len(data['validation'][1]) if data['validation'] else 0} validation and "
+          f"{len(data['test'][1])} test samples; {model.count_params():,} parameters.")
+
+    fit_started = time.perf_counter()
+    history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
+                        validation_data=data["validation"], seed=args.seed,
+                        callbacks=_train_callbacks(args, model, out))
+    train_seconds = time.perf_counter() - fit_started
+
+    scores = score(model, *data["test"], len(dataset.class_names))
+    model.save(os.path.join(out, "model.npz"))
+    summary = {
+        "model": args.model,
+        "dataset": args.dataset,
+        "test_loss": scores["loss"],
+        "test_accuracy": scores["accuracy"],
+        "epochs": len(history.epoch),
+        "final_epoch": {k: v[-1] for k, v in history.history.items()},
+        "parameters": model.count_params(),
+        "samples": {name: 0 if part is None else len(part[1]) for name, part in
+                    (("train", data["train"]), ("validation", data["validation"]),
+                     ("test", data["test"]))},
+        "seconds": {"load": round(load_seconds, 2), "train": round(train_seconds, 2),
+                    "total": round(time.perf_counter() - started, 2)},
+    }
+    _write_json(os.path.join(out, "summary.json"), summary)
+    _write_plots(out, history, scores["confusion"], dataset.class_names,
+                 f"{args.model} on {args.dataset}")
+    print(f"Test loss: {scores['loss']:.4f} - test accuracy: {scores['accuracy']:.4f}")
+    print(f"Wrote {out}/ (config.json, history.csv, summary.json, model.npz, plots) in "
+          f"{summary['seconds']['total']:.0f}s.")
+    return 0
+
+
+def _training_data(args, dataset: ImageDataset) -> dict:
+    """The data set loaded, limited, scaled and shaped for the model: ``{"input_shape",
+    "train": (x, y), "validation": (x, y) or None, "test": (x, y)}``."""
+    (x_train, y_train), (x_test, y_test) = dataset.load()
+    if args.limit is not None:
+        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
+        x_test, y_test = x_test[:args.limit], y_test[:args.limit]
+    input_shape = (dataset.image_shape if zoo.TAKES_IMAGES[args.model]
+                   else (int(np.prod(dataset.image_shape)),))
+    x_train = prepare_inputs(x_train, dataset.max_pixel, input_shape)
+    x_test = prepare_inputs(x_test, dataset.max_pixel, input_shape)
+    validation = None
+    if args.validation_split:
+        x_train, y_train, validation = _stratified_holdout(
+            x_train, y_train, args.validation_split, args.seed)
+    return {"input_shape": input_shape, "train": (x_train, y_train),
+            "validation": validation, "test": (x_test, y_test)}
+
+
+def _train_callbacks(args, model, out: str) -> list:
+    """history.csv, and the learning-rate schedule unless it is constant."""
+    callbacks = [CSVLogger(os.path.join(out, "history.csv"))]
+    make_schedule = LR_SCHEDULES[args.lr_schedule]
+    if make_schedule is not None:
+        callbacks.append(LearningRateScheduler(
+            make_schedule(model.optimizer.learning_rate, args.epochs)))
+    return callbacks
+
+
+def _stratified_holdout(x, y, fraction: float, seed: int):
+    """``x_train, y_train, (x_val, y_val)``: a seeded split keeping each class's share."""
+    from chainrule.data import train_val_test_split
+
+    x_train, y_train, x_val, y_val, _, _ = train_val_test_split(
+        x, y, val=fraction, test=0, seed=seed, stratify=y)
+    return x_train, y_train, (x_val, y_val)
+
+
+def score(model, x, y, num_classes: int, batch_size: int = 256) -> dict:
+    """Loss, accuracy and confusion matrix of ``model`` on ``(x, y)`` from one pass of
+    ``predict`` (evaluation mode, no graph)."""
+    logits = model.predict(x, batch_size=batch_size)
+    with chainrule.no_grad():
+        loss = float(model.loss(chainrule.Tensor(y), chainrule.Tensor(logits)).item())
+    confusion = ConfusionMatrix(num_classes)
+    confusion.update_state(y, logits)
+    return {"loss": loss, "accuracy": SparseCategoricalAccuracy()(y, logits),
+            "confusion": confusion.result()}
+
+
+def _run_config(args, model, out: str) -> dict:
+    from chainrule.layers import serialize
+
+    return {
+        "command": "train",
+        "arguments": {k: v for k, v in vars(args).items() if k != "run"},
+        "out": out,
+        "model_config": serialize(model),
+        "versions": {"chainrule": chainrule.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+        "platform": platform.platform(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _write_json(path: str, value) -> None:
+    temporary = path + ".tmp"
+    with open(temporary, "w") as file:
+        json.dump(value, file, indent=2, default=_json_default)
+        file.write("\n")
+    os.replace(temporary, path)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _write_plots(out: str, history, confusion, class_names, title: str) -> None:
+    try:
+        from chainrule import plot
+
+        plot.plot_history(history, os.path.join(out, "curves.png"), title=title)
+        plot.plot_confusion_matrix(confusion, os.path.join(out, "confusion.png"), class_names,
+                                   title=f"Confusion matrix: {title} (test set)")
+    except ImportError as error:
+        print(f"note: skipped curves.png and confusion.png: {error}")
+
+
+# -- chainrule evaluate ---------------------------------------------------------------------------
+
+
+@command("evaluate", "Score a saved model (model.npz) on a data set's test images.")
+def _evaluate_arguments(parser):
+    parser.add_argument("--model-path", required=True, help="a model saved by train or save()")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default=None,
+                        help="the data set (default: the run's, from config.json beside the "
+                             "model, else fashion-mnist)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--limit", type=int, default=None, help="only the first N test samples")
+    return run_evaluate
+
+
+def run_evaluate(args) -> int:
+    from chainrule.models import load_model
+
+    model = load_model(args.model_path)
+    name = args.dataset or _dataset_of_run(args.model_path) or "fashion-mnist"
+    dataset = DATASETS[name]
+    _, (x_test, y_test) = dataset.load()
+    if args.limit is not None:
+        x_test, y_test = x_test[:args.limit], y_test[:args.limit]
+    x_test = prepare_inputs(x_test, dataset.max_pixel, model.input_shape[1:])
+    scores = score(model, x_test, y_test, len(dataset.class_names), args.batch_size)
+    print(f"{args.model_path} on the {name} test set ({len(y_test)} samples): "
+          f"test loss: {scores['loss']:.4f} - test accuracy: {scores['accuracy']:.4f}")
+    return 0
+
+
+def _dataset_of_run(model_path: str) -> str | None:
+    config_path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
+    try:
+        with open(config_path) as file:
+            return json.load(file)["arguments"]["dataset"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# -- chainrule summary ----------------------------------------------------------------------------
+
+
+@command("summary", "Print the layer table of an architecture (or of a saved model).")
+def _summary_arguments(parser):
+    parser.add_argument("--model", choices=sorted(zoo.MODELS), default=DEFAULTS["model"],
+                        help="the architecture (default: %(default)s)")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default=DEFAULTS["dataset"],
+                        help="the data set whose images it takes (default: %(default)s)")
+    parser.add_argument("--model-path", default=None, help="summarize a saved model instead")
+    return run_summary
+
+
+def run_summary(args) -> int:
+    if args.model_path:
+        from chainrule.models import load_model
+
+        model = load_model(args.model_path, compile=False)
+    else:
+        dataset = DATASETS[args.dataset]
+        input_shape = (dataset.image_shape if zoo.TAKES_IMAGES[args.model]
+                       else (int(np.prod(dataset.image_shape)),))
+        model = zoo.build(args.model, input_shape, len(dataset.class_names))
+    model.summary()
+    return 0

@@ -1,0 +1,582 @@
+"""The Model: a Layer that knows how to train itself (Keras's ``compile`` / ``fit`` /
+``evaluate`` / ``predict``), summarize itself and save itself.
+
+Subclass it to write a model of your own, in Keras's or in PyTorch's manner::
+
+    class MLP(Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.hidden = Dense(128, activation="relu")
+            self.out = Dense(10)
+
+        def forward(self, x):            # or Keras's call(self, x)
+            return self.out(self.hidden(x))
+
+    model = MLP()
+    model.compile(optimizer="adam",
+                  loss=SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    history = model.fit(x_train, y_train, epochs=5, batch_size=128, validation_split=0.1)
+
+or use :class:`~chainrule.models.Sequential` for a stack of layers.
+
+What ``fit`` does per batch, and nothing more: take the batch from the DataLoader, forward,
+loss (+ the layers' regularization losses, if any), backward, optimizer step, update the metrics
+on the NumPy arrays. Everything that can be done once per epoch or once per call (mode
+switches, metric resolution, binding the optimizer, checking for regularizers, which callbacks
+want per-batch logs) is done there.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from chainrule import io, losses, optimizers
+from chainrule import metrics as metrics_module
+from chainrule._config import get_default_dtype, no_grad
+from chainrule.callbacks import CallbackList, History, ProgressBar
+from chainrule.layers.base import Layer
+from chainrule.models import training
+from chainrule.models.summary import summary_lines
+from chainrule.tensor import Tensor
+
+#: Keras compile() arguments that mean nothing here (there is no graph compiler); accepted and
+#: ignored so that Keras code runs unchanged.
+_IGNORED_COMPILE_ARGUMENTS = ("run_eagerly", "jit_compile", "steps_per_execution",
+                              "auto_scale_loss")
+
+
+class Model(Layer):
+    """A Layer with Keras's training API. Subclass it (define layers in ``__init__``, the
+    computation in ``forward`` or ``call``) or use :class:`Sequential`.
+
+    Attributes:
+        optimizer: the optimizer given to :meth:`compile`.
+        loss: the loss object given to :meth:`compile`.
+        compiled_metrics: the metric objects, once the first batch has fixed their kind.
+        history: the :class:`~chainrule.callbacks.History` of the last :meth:`fit`.
+        stop_training: set it to True (from a callback) to end ``fit`` after the current batch.
+    """
+
+    optimizer = None
+    loss = None
+    compiled = False
+    compiled_metrics = None
+    history = None
+    stop_training = False
+
+    def __init__(self, *args, **kwargs):
+        if args or "inputs" in kwargs or "outputs" in kwargs:
+            raise TypeError(
+                "Model(inputs, outputs), Keras's functional API, is not part of chainrule: "
+                "subclass Model (layers in __init__, the computation in forward/call) or use "
+                "Sequential([...])"
+            )
+        super().__init__(**kwargs)
+
+    # -- building -------------------------------------------------------------------------------
+
+    def build(self, input_shape, input_dtype=None) -> None:
+        """Build every layer for inputs of ``input_shape`` (batch axis first, None allowed),
+        as Keras's ``model.build((None, 784))``. Layers that cannot be built from shapes alone
+        (those of a subclassed model) are built by calling the model once on zeros of that
+        shape and ``input_dtype`` (default: the float dtype), in evaluation mode, recording
+        nothing. A list of shapes means a model of several inputs."""
+        self._build_layers(input_shape)
+        if not all(layer.built for layer in self.modules()[1:]):
+            self._call_on_zeros(input_shape, input_dtype)
+        self._record_build(input_shape)
+
+    def _build(self, input_shape) -> None:
+        # What the first call (and ``input_shape=``) runs. The forward pass that follows builds
+        # each layer as it reaches it, so nothing is called here: shapes only.
+        self._build_layers(input_shape)
+        self._record_build(input_shape)
+
+    def _build_layers(self, input_shape) -> None:
+        """Build what can be built from the input shape alone (Sequential: every layer)."""
+
+    def _record_build(self, input_shape) -> None:
+        """Mark the model built for ``input_shape`` (batch axis recorded as None)."""
+        self.built = True
+        self._build_input_shape = _free_batch(input_shape)
+        self._checked_shape = None
+
+    def _call_on_zeros(self, input_shape, input_dtype=None):
+        shapes = input_shape if isinstance(input_shape, list) else [input_shape]
+        dtype = np.dtype(input_dtype) if input_dtype is not None else self._float_dtype()
+        inputs = [Tensor(np.zeros(tuple(1 if n is None else int(n) for n in shape), dtype))
+                  for shape in shapes]
+        modes = self._modes()
+        self.eval()
+        try:
+            with no_grad():
+                return self.forward(*inputs)
+        finally:
+            _restore_modes(modes)
+
+    def _float_dtype(self) -> np.dtype:
+        """The floating dtype inputs are cast to: the weights', else the default dtype."""
+        if self.dtype is not None:
+            return self.dtype
+        for weight in self.weights:
+            if weight.dtype.kind == "f":
+                return weight.dtype
+        return get_default_dtype()
+
+    def _modes(self):
+        return [(layer, layer.training) for layer in self.modules()]
+
+    # -- compile --------------------------------------------------------------------------------
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs) -> None:
+        """Choose the optimizer, the loss and the metrics for ``fit`` and ``evaluate``.
+
+        Args:
+            optimizer: an optimizer or its name (default "rmsprop", as in Keras); it is bound
+                to the model's parameters on the first training batch (once they exist).
+            loss: a loss object, its name ("categorical_crossentropy", "mse", ...) or a
+                function ``loss(y_true, y_pred) -> scalar Tensor``.
+            metrics: a list of metrics or names. "accuracy" (or "acc") becomes binary,
+                categorical or sparse categorical accuracy according to the loss and to the
+                shapes of the first batch, as in Keras; it keeps the name given.
+            run_eagerly, jit_compile, steps_per_execution, auto_scale_loss: Keras arguments
+                that mean nothing here; accepted and ignored.
+
+        Compile again after freezing or unfreezing layers, so a fresh optimizer is bound to the
+        new set of trainable parameters.
+        """
+        unknown = sorted(set(kwargs) - set(_IGNORED_COMPILE_ARGUMENTS))
+        if unknown:
+            raise TypeError(f"compile() got unexpected keyword argument(s) {unknown}")
+        if isinstance(metrics, dict):
+            raise TypeError("compile: metrics must be a list (one output); got a dict")
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = None if loss is None else losses.get(loss)
+        self._metric_specs = list(metrics or [])
+        for spec in self._metric_specs:
+            if isinstance(spec, metrics_module.ConfusionMatrix):
+                raise ValueError("compile: ConfusionMatrix gives a matrix, not a number to log; "
+                                 "use it on predict() outputs instead")
+        self.compiled_metrics = None
+        self.compiled = True
+        self._ready = False
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """``["loss", *metric names]``: the order of ``evaluate``'s list."""
+        if self.compiled_metrics is not None:
+            return ["loss", *(m.name for m in self.compiled_metrics)]
+        return ["loss", *(_spec_name(spec) for spec in getattr(self, "_metric_specs", []))]
+
+    def _require_compiled(self, what: str) -> None:
+        if not self.compiled:
+            raise RuntimeError(f"{what}: call model.compile(optimizer=..., loss=...) first")
+        if self.loss is None:
+            raise RuntimeError(f"{what}: the model was compiled without a loss; compile it with "
+                               "loss=... (a name such as 'mse' or a loss object)")
+
+    def _resolve_metrics(self, y_true: np.ndarray, y_pred: np.ndarray) -> None:
+        """Turn the metric names into metric objects, now that the shapes are known."""
+        resolved = []
+        for spec in self._metric_specs:
+            if spec in ("accuracy", "acc"):
+                resolved.append(metrics_module.resolve_accuracy(
+                    spec, self.loss, np.shape(y_true), np.shape(y_pred)))
+            else:
+                resolved.append(metrics_module.get(spec))
+        self.compiled_metrics = resolved
+
+    def _prepare_training(self, y_true, y_pred) -> None:
+        """Once per ``fit`` (after the first forward pass, when all weights exist): bind the
+        optimizer, fix the metrics, and see whether any layer has a regularization loss."""
+        try:
+            self.optimizer.build(self.parameters())
+        except ValueError as error:
+            raise ValueError(f"{error} (compile the model again after changing which layers "
+                             "are trainable)") from error
+        if self.compiled_metrics is None:
+            self._resolve_metrics(y_true, y_pred)
+        self._regularized = self.regularization_loss().requires_grad
+        self._watch_convergence = hasattr(self.optimizer, "converged")
+        self._ready = True
+
+    # -- fit ------------------------------------------------------------------------------------
+
+    def fit(self, x=None, y=None, batch_size: int = 32, epochs: int = 1, verbose="auto",
+            callbacks=None, validation_split: float = 0.0, validation_data=None,
+            shuffle: bool = True, initial_epoch: int = 0, seed: int | None = None,
+            validation_batch_size: int | None = None, validation_freq: int = 1) -> History:
+        """Train for ``epochs`` passes over the data; return the :class:`History`.
+
+        Args:
+            x, y: arrays (or Tensors, or lists) of inputs and targets; or a
+                :class:`~chainrule.data.DataLoader` or Dataset yielding ``(x, y)`` as ``x``
+                (then ``y`` is None and ``batch_size``/``shuffle`` are the loader's own).
+            batch_size: samples per step (default 32).
+            epochs: the index of the last epoch (training runs from ``initial_epoch``).
+            verbose: "auto" or 1: a progress bar on a terminal, one line per epoch otherwise;
+                2: one line per epoch; 0: silent.
+            callbacks: a list of :mod:`chainrule.callbacks` callbacks.
+            validation_split: a fraction of the arrays, taken from their end *before*
+                shuffling (Keras's rule), to validate on; warns if that tail's class mix is
+                unlike the rest (sorted data).
+            validation_data: ``(x_val, y_val)``, a Dataset or a DataLoader, scored after every
+                epoch (overrides ``validation_split``).
+            shuffle: visit the training samples in a new order every epoch (default True).
+            initial_epoch: the epoch to start from (to resume a run).
+            seed: seed of the shuffling order; None draws it from chainrule's generator (so
+                :func:`chainrule.manual_seed` makes the run reproducible).
+            validation_batch_size: the batch size for validation (default ``batch_size``).
+            validation_freq: validate every this many epochs (default 1).
+
+        Returns:
+            the History; ``history.history`` holds one Python float per epoch for each of:
+            ``loss`` (the mean training loss of the epoch, regularization included), every
+            metric, ``val_loss`` and ``val_<metric>`` when validating, ``loss_ema`` (the
+            training loss smoothed per step with an exponential moving average, β = 0.99,
+            bias-corrected, as the thesis plots it; its value at the end of the epoch) and
+            ``learning_rate`` (the rate used during the epoch).
+
+        Training stops early when a callback sets ``model.stop_training``, or when the
+        optimizer reports ``converged`` (a :class:`~chainrule.optimizers.GradientDescent` with a
+        ``goal``): then the epoch ends after that step, and so does training.
+        """
+        self._require_compiled("fit")
+        dtype = self._float_dtype()
+        if validation_data is None and validation_split:
+            (x, y), validation_data = training.split_tail(x, y, validation_split)
+        train_loader = training.make_loader(x, y, batch_size, shuffle, seed, dtype, "fit")
+        val_loader = None
+        if validation_data is not None:
+            val_loader = training.validation_loader(
+                validation_data, validation_batch_size or batch_size, dtype)
+
+        history = History()
+        callback_list = CallbackList(
+            _with_progress_bar(callbacks, verbose) + [history], model=self,
+            params={"epochs": epochs, "steps": len(train_loader), "verbose": verbose},
+        )
+        self.stop_training = False
+        self._ready = False
+        ema = training.LossEMA()
+        modes = self._modes()
+        epoch_logs: dict = {}
+        try:
+            callback_list.on_train_begin()
+            for epoch in range(initial_epoch, epochs):
+                callback_list.on_epoch_begin(epoch)
+                learning_rate = float(self.optimizer.learning_rate)
+                self.train()
+                epoch_logs = self._train_epoch(train_loader, callback_list, ema, dtype)
+                if val_loader is not None and (epoch + 1) % validation_freq == 0:
+                    val_logs = self._evaluate_loader(val_loader, dtype)
+                    epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                epoch_logs["loss_ema"] = ema.value
+                epoch_logs["learning_rate"] = learning_rate
+                callback_list.on_epoch_end(epoch, epoch_logs)
+                if self.stop_training:
+                    break
+            callback_list.on_train_end(epoch_logs)
+        finally:
+            _restore_modes(modes)
+        self.history = history
+        return history
+
+    def _train_epoch(self, loader, callback_list, ema, dtype) -> dict:
+        """One pass over ``loader``: the hot loop. Returns the epoch's loss and metrics."""
+        self._reset_metrics()
+        batch_hooks = callback_list.wants_batches("train")
+        tracker = self._loss_tracker
+        for step, batch in enumerate(loader):
+            x, y = training.split_batch(batch, "fit")
+            if y is None:
+                raise ValueError("fit: the data yields no targets; give y, or batches (x, y)")
+            if batch_hooks:
+                callback_list.on_train_batch_begin(step)
+            loss_value = self._train_step(x, y, dtype)
+            tracker.update_state(loss_value, sample_weight=len(y))
+            ema.update(loss_value)
+            if batch_hooks:
+                callback_list.on_train_batch_end(step, self._logs())
+            if self.stop_training or (self._watch_convergence and self.optimizer.converged):
+                self.stop_training = True
+                break
+        return self._logs()
+
+    def _train_step(self, x: np.ndarray, y: np.ndarray, dtype) -> float:
+        """forward, loss, backward, optimizer step, metrics: one batch. Returns the loss."""
+        x = training.cast_floats(x, dtype)
+        y = training.cast_floats(y, dtype)
+        y_pred = self(Tensor(x))
+        loss = self.loss(Tensor(y), y_pred)
+        if not self._ready:
+            self._prepare_training(y, y_pred.data)
+        if self._regularized:
+            loss = loss + self.regularization_loss()
+        optimizer = self.optimizer
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        for metric in self.compiled_metrics:
+            metric.update_state(y, y_pred.data)
+        return float(loss.item())
+
+    def _reset_metrics(self) -> None:
+        self._loss_tracker = metrics_module.Mean(name="loss")
+        for metric in self.compiled_metrics or ():
+            metric.reset_state()
+
+    def _logs(self) -> dict:
+        """``{"loss": ..., metric name: ...}`` as Python floats, from the running state."""
+        logs = {"loss": self._loss_tracker.result()}
+        for metric in self.compiled_metrics or ():
+            logs[metric.name] = float(metric.result())
+        return logs
+
+    # -- evaluate -------------------------------------------------------------------------------
+
+    def evaluate(self, x=None, y=None, batch_size: int = 32, verbose="auto",
+                 return_dict: bool = False, callbacks=None):
+        """The loss and metrics on ``(x, y)``, in evaluation mode, recording no graph.
+
+        Args:
+            x, y: arrays, or a Dataset / DataLoader yielding ``(x, y)`` as ``x``.
+            batch_size: samples per batch (default 32).
+            verbose: "auto" or 1: a progress bar on a terminal (one line otherwise); 0: silent.
+            return_dict: return ``{"loss": ..., "accuracy": ...}`` instead of a list.
+            callbacks: callbacks whose ``on_test_*`` hooks to run.
+
+        Returns:
+            the loss (a float) when there are no metrics, else ``[loss, *metrics]`` in the order
+            of :attr:`metrics_names`; a dict with ``return_dict``.
+        """
+        self._require_compiled("evaluate")
+        dtype = self._float_dtype()
+        loader = training.make_loader(x, y, batch_size, False, None, dtype, "evaluate")
+        callback_list = CallbackList(_with_progress_bar(callbacks, verbose), model=self,
+                                     params={"steps": len(loader), "verbose": verbose})
+        logs = self._evaluate_loader(loader, dtype, callback_list)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def _evaluate_loader(self, loader, dtype, callback_list=None) -> dict:
+        """Score the model on every batch of ``loader`` (evaluation mode, no graph)."""
+        callback_list = callback_list or CallbackList()
+        batch_hooks = callback_list.wants_batches("test")
+        modes = self._modes()
+        self.eval()
+        self._reset_metrics()
+        callback_list.on_test_begin()
+        try:
+            with no_grad():
+                for step, batch in enumerate(loader):
+                    x, y = training.split_batch(batch, "evaluate")
+                    if y is None:
+                        raise ValueError("evaluate: the data yields no targets")
+                    if batch_hooks:
+                        callback_list.on_test_batch_begin(step)
+                    self._test_step(x, y, dtype)
+                    if batch_hooks:
+                        callback_list.on_test_batch_end(step, self._logs())
+        finally:
+            _restore_modes(modes)
+        logs = self._logs()
+        callback_list.on_test_end(logs)
+        return logs
+
+    def _test_step(self, x, y, dtype) -> None:
+        y = training.cast_floats(y, dtype)
+        y_pred = self(Tensor(training.cast_floats(x, dtype)))
+        loss_value = float(self.loss(Tensor(y), y_pred).item())
+        if self.compiled_metrics is None:
+            self._resolve_metrics(y, y_pred.data)
+        self._loss_tracker.update_state(loss_value, sample_weight=len(y))
+        for metric in self.compiled_metrics:
+            metric.update_state(y, y_pred.data)
+
+    # -- predict --------------------------------------------------------------------------------
+
+    def predict(self, x, batch_size: int = 32, verbose=0, callbacks=None) -> np.ndarray:
+        """The model's outputs for ``x`` as one NumPy array, in evaluation mode, recording no
+        graph. ``x`` may be an array, a Dataset or a DataLoader (whose targets are ignored).
+        ``verbose=1`` shows a progress bar (default 0: silent)."""
+        dtype = self._float_dtype()
+        loader = training.make_loader(x, None, batch_size, False, None, dtype, "predict")
+        callback_list = CallbackList(_with_progress_bar(callbacks, verbose), model=self,
+                                     params={"steps": len(loader), "verbose": verbose})
+        batch_hooks = callback_list.wants_batches("predict")
+        outputs = []
+        modes = self._modes()
+        self.eval()
+        callback_list.on_predict_begin()
+        try:
+            with no_grad():
+                for step, batch in enumerate(loader):
+                    x_batch, _ = training.split_batch(batch, "predict")
+                    outputs.append(self(Tensor(training.cast_floats(x_batch, dtype))).numpy())
+                    if batch_hooks:
+                        callback_list.on_predict_batch_end(step)
+        finally:
+            _restore_modes(modes)
+        callback_list.on_predict_end()
+        if not outputs:
+            raise ValueError("predict: the data is empty")
+        return np.concatenate(outputs)
+
+    # -- one batch at a time --------------------------------------------------------------------
+
+    def train_on_batch(self, x, y, reset_metrics: bool = True, return_dict: bool = False):
+        """One training step on one batch; returns its loss (and metrics), like ``evaluate``.
+
+        With ``reset_metrics=False`` the metrics accumulate over successive calls.
+        """
+        self._require_compiled("train_on_batch")
+        dtype = self._float_dtype()
+        if reset_metrics or not hasattr(self, "_loss_tracker"):
+            self._ready = False
+            self._reset_metrics()
+        modes = self._modes()
+        self.train()
+        try:
+            loss_value = self._train_step(training.as_array(x, "train_on_batch"),
+                                          training.as_array(y, "train_on_batch"), dtype)
+        finally:
+            _restore_modes(modes)
+        self._loss_tracker.update_state(loss_value, sample_weight=len(y))
+        return self._batch_result(return_dict)
+
+    def test_on_batch(self, x, y, reset_metrics: bool = True, return_dict: bool = False):
+        """The loss (and metrics) on one batch, in evaluation mode, recording no graph."""
+        self._require_compiled("test_on_batch")
+        if reset_metrics or not hasattr(self, "_loss_tracker"):
+            self._reset_metrics()
+        modes = self._modes()
+        self.eval()
+        try:
+            with no_grad():
+                self._test_step(training.as_array(x, "test_on_batch"),
+                                training.as_array(y, "test_on_batch"), self._float_dtype())
+        finally:
+            _restore_modes(modes)
+        return self._batch_result(return_dict)
+
+    def predict_on_batch(self, x) -> np.ndarray:
+        """The outputs for one batch as a NumPy array (evaluation mode, no graph)."""
+        modes = self._modes()
+        self.eval()
+        try:
+            with no_grad():
+                x = training.cast_floats(training.as_array(x, "predict_on_batch"),
+                                         self._float_dtype())
+                return self(Tensor(x)).numpy()
+        finally:
+            _restore_modes(modes)
+
+    def _batch_result(self, return_dict: bool):
+        logs = self._logs()
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    # -- summary --------------------------------------------------------------------------------
+
+    def _summary_rows(self) -> list:
+        """(name, layer) for each row of the summary: the direct sub-layers."""
+        return [(layer.name, layer) for _, layer in self.named_children()]
+
+    def summary(self, line_length: int | None = None, print_fn=None) -> None:
+        """Print Keras's table: each layer with its output shape and parameter count, then the
+        total, trainable and non-trainable parameter counts.
+
+        Args:
+            line_length: the table's width (default 65, widened to fit long names).
+            print_fn: called with the whole table (default ``print``).
+        """
+        if not self.built:
+            raise ValueError(
+                f"model '{self.name}' has not been built yet, so its shapes are unknown. Build it "
+                "by calling it on a batch of data, with model.build(input_shape), or by giving "
+                "the first layer input_shape=..."
+            )
+        text = "\n".join(summary_lines(self, self._summary_rows(), line_length or 65))
+        (print_fn or print)(text)
+
+    # -- saving ---------------------------------------------------------------------------------
+
+    def save(self, filepath, overwrite: bool = True, include_optimizer: bool = True) -> None:
+        """Save architecture (JSON), weights and optimizer state to one ``.npz`` (or
+        ``.safetensors``) file, atomically; :func:`chainrule.models.load_model` reads it back.
+        """
+        from chainrule.models.saving import save_model
+
+        save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath, overwrite: bool = True) -> None:
+        """Save every weight (``state_dict()``) to a ``.npz`` or ``.safetensors`` file."""
+        _check_overwrite(filepath, overwrite)
+        metadata = {}
+        if self.built and self._build_input_shape is not None:
+            metadata["build_input_shape"] = list(self._build_input_shape)
+        io.save_weights(filepath, self.state_dict(), metadata=metadata)
+
+    def load_weights(self, filepath, strict: bool = True):
+        """Load weights saved by :meth:`save_weights` (or :meth:`save`) into this model.
+
+        An unbuilt model is first built for the input shape stored in the file. Strict by
+        default: names and shapes must match exactly. Returns ``(missing, unexpected)`` keys.
+        """
+        tree, metadata = io.load_tree(filepath, with_metadata=True)
+        if not isinstance(tree, dict) or not isinstance(tree.get("weights"), dict):
+            raise io.FormatError(f"{os.fspath(filepath)}: holds no weights")
+        shape = metadata.get("build_input_shape") or tree.get("build_input_shape")
+        if not self.built and shape is not None:
+            self.build(tuple(shape), tree.get("input_dtype"))
+        return self.load_state_dict(tree["weights"], strict=strict)
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _restore_modes(modes) -> None:
+    for layer, mode in modes:
+        layer.training = mode
+
+
+def _free_batch(shape):
+    """The shape with its batch axis as None (a list of shapes element by element)."""
+    if isinstance(shape, list):
+        return [_free_batch(s) for s in shape]
+    shape = tuple(shape)
+    return (None, *shape[1:]) if shape else shape
+
+
+def _spec_name(spec) -> str:
+    if isinstance(spec, str):
+        return spec
+    return getattr(spec, "name", None) or getattr(spec, "__name__", type(spec).__name__)
+
+
+def _with_progress_bar(callbacks, verbose) -> list:
+    """The user's callbacks, with a ProgressBar first unless ``verbose`` is 0 or one is there."""
+    callbacks = list(callbacks or [])
+    if verbose == "auto":
+        verbose = 1
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+    if verbose and not any(isinstance(cb, ProgressBar) for cb in callbacks):
+        callbacks.insert(0, ProgressBar(stream=sys.stdout, verbose=verbose))
+    return callbacks
+
+
+def _check_overwrite(filepath, overwrite: bool) -> None:
+    if not overwrite and os.path.exists(os.fspath(filepath)):
+        raise FileExistsError(f"{os.fspath(filepath)} exists; pass overwrite=True to replace it")
+
+
+__all__ = ["Model"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Real
 
@@ -56,6 +57,10 @@ class ParamGroup(dict):
     works.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        self.update(*args, **kwargs)
+
     def __getitem__(self, key):
         return super().__getitem__(_ALIASES.get(key, key))
 
@@ -77,7 +82,9 @@ class Optimizer:
     """Base class of the optimizers: holds parameters, hyper-parameters and state.
 
     Subclasses call ``super().__init__(params, defaults, ...)`` with their hyper-parameters in
-    ``defaults`` and implement :meth:`_update` (and :meth:`_check_group` to validate them).
+    ``defaults`` (``learning_rate`` among them) and implement :meth:`_update`, the rule for one
+    parameter; :meth:`_init_state` makes a parameter's buffers and :meth:`_check_group`
+    validates a group's hyper-parameters.
 
     Args:
         params: an iterable of Tensors, of ``(name, Tensor)`` pairs, or of dicts (parameter
@@ -315,7 +322,9 @@ class Optimizer:
                 clipping.clip_by_value(g, self.clipvalue)
 
     def _run(self, jobs) -> None:
-        """Run ``_update`` on every job: here, or on a few threads when the work is large."""
+        """Run ``_update`` on every job: here, or shared with a few threads when the work is
+        large (the threads take jobs one at a time, so a thread that starts late costs
+        nothing: this one does the work it did not take)."""
         threads = _thread_count() if self._thread_safe and len(jobs) > 1 else 1
         if threads > 1:
             elements = sum(job[0].size for job in jobs)
@@ -329,17 +338,21 @@ class Optimizer:
             return
         while len(self._scratch) < threads:
             self._scratch.append(_Scratch())
-        shares = _balance(jobs, threads)
+        work = _SharedWork(jobs)
         pool = _thread_pool()
-        futures = [pool.submit(self._run_share, share, self._scratch[i])
-                   for i, share in enumerate(shares[1:], start=1)]
-        self._run_share(shares[0], self._scratch[0])
-        for future in futures:
-            future.result()
+        for helper in range(1, threads):
+            pool.submit(self._work_on, work, self._scratch[helper])
+        self._work_on(work, self._scratch[0])
+        work.wait()
 
-    def _run_share(self, jobs, scratch) -> None:
-        for param, grad, state, group, lr in jobs:
-            self._update(param, grad, state, group, lr, scratch)
+    def _work_on(self, work, scratch) -> None:
+        while (job := work.take()) is not None:
+            try:
+                self._update(*job, scratch)
+            except BaseException as error:  # handed to the calling thread by work.wait()
+                work.finish(error)
+            else:
+                work.finish()
 
     # -- saving and loading ---------------------------------------------------------------------
 
@@ -508,6 +521,44 @@ def check_range(optimizer, group, key, low=0.0, high=None, *, high_open=False) -
         )
 
 
+class _SharedWork:
+    """Update jobs that several threads take one at a time, largest first.
+
+    :meth:`wait` returns once every job is done; it does not wait for a thread that woke up too
+    late to take any (on a busy machine a sleeping thread can take 100 µs to start).
+    """
+
+    def __init__(self, jobs) -> None:
+        self._jobs = sorted(jobs, key=lambda job: -job[0].size)
+        self._lock = threading.Lock()
+        self._taken = 0
+        self._remaining = len(self._jobs)
+        self._done = threading.Event()
+        self._error = None
+
+    def take(self):
+        """The next job, or None when all have been taken."""
+        with self._lock:
+            if self._taken == len(self._jobs):
+                return None
+            self._taken += 1
+            return self._jobs[self._taken - 1]
+
+    def finish(self, error=None) -> None:
+        """Mark a taken job done (with the exception it raised, if any)."""
+        with self._lock:
+            self._error = self._error or error
+            self._remaining -= 1
+            if self._remaining == 0:
+                self._done.set()
+
+    def wait(self) -> None:
+        """Return when every job is done; raise the first error a job raised."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+
+
 # -- module-private helpers ---------------------------------------------------------------------
 
 
@@ -611,17 +662,6 @@ def _import_state_value(value, param: Tensor, key: str, index: int, owner: str):
         )
     xp = backend.get_array_module(param.data)
     return xp.array(value, dtype=param.data.dtype, copy=True)
-
-
-def _balance(jobs, count: int) -> list:
-    """Split jobs into ``count`` lists of about equal size (largest first, to the lightest)."""
-    shares = [[] for _ in range(count)]
-    loads = [0] * count
-    for job in sorted(jobs, key=lambda job: -job[0].size):
-        lightest = loads.index(min(loads))
-        shares[lightest].append(job)
-        loads[lightest] += job[0].size
-    return shares
 
 
 _pool: ThreadPoolExecutor | None = None

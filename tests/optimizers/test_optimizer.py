@@ -7,6 +7,8 @@ import io
 import json
 import multiprocessing
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -234,12 +236,39 @@ def test_float32_stays_float32_and_updates_happen_in_place(name):
 def test_threads_give_bit_identical_results(name, monkeypatch):
     weights = make_weights()
     serial, _ = train(CONFIGS[name], steps=6, weights=weights)
-    monkeypatch.setattr(optimizer_module, "PARALLEL_ELEMENTS_PER_THREAD", 1)
-    monkeypatch.setattr(optimizer_module, "_thread_count", lambda: 3)
+    _force_threads(monkeypatch)
     threaded, opt = train(CONFIGS[name], steps=6, weights=weights)
     assert len(opt._scratch) == (1 if name == "gradient_descent" else 3)
     for a, b in zip(serial, threaded):
         np.testing.assert_array_equal(a.data, b.data)
+
+
+def _force_threads(monkeypatch, count=3):
+    monkeypatch.setattr(optimizer_module, "PARALLEL_ELEMENTS_PER_THREAD", 1)
+    monkeypatch.setattr(optimizer_module, "_thread_count", lambda: count)
+
+
+def test_helper_threads_take_jobs_and_errors_reach_the_caller(monkeypatch):
+    _force_threads(monkeypatch)
+    params = [_param(3) for _ in range(6)]
+    for p in params:
+        p.grad = cr.ones(3, dtype=np.float64)
+    opt = SGD(params, learning_rate=0.5)
+    workers, update = set(), opt._update
+
+    def slow_update(param, *args):
+        time.sleep(0.02)  # long enough for the helpers to wake up and take a job
+        workers.add(threading.get_ident())
+        if param is params[4].data and opt.iterations == 1:
+            raise FloatingPointError("bad parameter")
+        update(param, *args)
+
+    monkeypatch.setattr(opt, "_update", slow_update)
+    opt.step()
+    assert len(workers) > 1 and threading.get_ident() in workers
+    assert all(np.array_equal(p.data, np.full(3, -0.5)) for p in params)
+    with pytest.raises(FloatingPointError, match="bad parameter"):
+        opt.step()
 
 
 def _threaded_step_in_child(conn):
@@ -249,8 +278,7 @@ def _threaded_step_in_child(conn):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_gets_its_own_threads(monkeypatch):
-    monkeypatch.setattr(optimizer_module, "PARALLEL_ELEMENTS_PER_THREAD", 1)
-    monkeypatch.setattr(optimizer_module, "_thread_count", lambda: 2)
+    _force_threads(monkeypatch, 2)
     train(CONFIGS["adam"], steps=1)  # the parent's pool exists now
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)

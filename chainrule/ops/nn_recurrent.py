@@ -471,6 +471,18 @@ class LSTMSequence(_FusedSequence):
         )
 
 
+def _update_and_candidate_gradients(xp, dh, h_previous, z, candidate, d_z, d_a) -> None:
+    """The GRU gate gradients that do not depend on where the reset gate sits, written into
+    ``d_z`` and ``d_a``. From h_t = ĥ + z ⊙ (h_{t−1} − ĥ), z = σ(a_z), ĥ = tanh(a_h)::
+
+        ∂a_z = ∂h_t ⊙ (h_{t−1} − ĥ) ⊙ z(1 − z)      ∂a_h = ∂h_t ⊙ (1 − z) ⊙ (1 − ĥ²)
+    """
+    xp.multiply(dh, h_previous - candidate, out=d_z)
+    d_z *= z * (1 - z)
+    xp.multiply(dh, 1 - z, out=d_a)
+    d_a *= 1 - candidate * candidate
+
+
 class GRUSequence(_FusedSequence):
     """The whole GRU loop with ``reset_after`` (Keras's default, PyTorch's ``nn.GRU``).
 
@@ -528,10 +540,7 @@ class GRUSequence(_FusedSequence):
             dh += g_sequence_tm[t]
             z, r, candidate = (gates[t, :, k * units:(k + 1) * units] for k in range(3))
             d_z, d_r, d_a = (d_proj[t, :, k * units:(k + 1) * units] for k in range(3))
-            xp.multiply(dh, h[t] - candidate, out=d_z)
-            d_z *= z * (1 - z)
-            xp.multiply(dh, 1 - z, out=d_a)
-            d_a *= 1 - candidate * candidate
+            _update_and_candidate_gradients(xp, dh, h[t], z, candidate, d_z, d_a)
             xp.multiply(d_a, p_h[t], out=d_r)
             d_r *= r * (1 - r)
             d_rec[t, :, :2 * units] = d_proj[t, :, :2 * units]
@@ -601,10 +610,7 @@ class GRUResetBeforeSequence(_FusedSequence):
             dh += g_sequence_tm[t]
             z, r, candidate = (gates[t, :, k * units:(k + 1) * units] for k in range(3))
             d_z, d_r, d_a = (d_proj[t, :, k * units:(k + 1) * units] for k in range(3))
-            xp.multiply(dh, h[t] - candidate, out=d_z)
-            d_z *= z * (1 - z)
-            xp.multiply(dh, 1 - z, out=d_a)
-            d_a *= 1 - candidate * candidate
+            _update_and_candidate_gradients(xp, dh, h[t], z, candidate, d_z, d_a)
             candidate_t(d_a, out=d_reset_h)
             xp.multiply(d_reset_h, h[t], out=d_r)
             d_r *= r * (1 - r)

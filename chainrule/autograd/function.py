@@ -131,6 +131,13 @@ def _wrap(y, node, index):
 
 _new_tensor = object.__new__
 
+
+def constant(y):
+    """A Tensor outside the graph around a raw array result, e.g. a gradient that a backward
+    computed on arrays (NumPy's 0-d results are scalars: they become 0-d arrays, keeping their
+    dtype)."""
+    return _wrap(y, None, 0)
+
 # At the bottom: tensor.py imports the ops, which import this module (a cycle Python resolves
 # because every name needed at import time is defined above this line).
 from chainrule.tensor import Tensor as _Tensor  # noqa: E402

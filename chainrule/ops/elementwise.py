@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from chainrule import backend
-from chainrule.autograd.function import Function
+from chainrule._config import flags
+from chainrule.autograd.function import Function, constant
 from chainrule.ops._util import as_tensor, binary_operands
 from chainrule.tensor import Tensor
 
@@ -226,7 +227,10 @@ class ReLU(Function):
         return backend.get_array_module(x).maximum(x, 0)
 
     def backward(self, gy):
-        return (gy * Tensor(self.output().data > 0),)
+        if flags.grad_enabled:  # create_graph: record the product
+            return (gy * Tensor(self.output().data > 0),)
+        y = self._output_arrays[0]
+        return (constant(gy.data * (y > 0)),)
 
 
 class Clip(Function):

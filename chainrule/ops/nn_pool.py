@@ -6,9 +6,10 @@ positions read one strided slice of the (padded) input. Pooling is therefore a r
 gradient back through the same slices.
 
 When the windows tile the input exactly (stride = pool size, no padding, sizes divisible: the
-usual 2 × 2 pooling of a CNN) a faster path reduces in two steps along contiguous memory: first
-over the kw columns of every window row (a plain strided reduction over the flattened input),
-then over the kh rows.
+usual 2 × 2 pooling of a CNN) max pooling runs a kernel of :mod:`chainrule.kernels`: compiled
+(one pass over the input, the argmax found on the way) with the ``[fast]`` extra, else a NumPy
+version that reduces in two steps along contiguous memory, first over the kw columns of every
+window row, then over the kh rows.
 
 Max pooling routes each window's gradient to its first maximum in row-major order, as PyTorch
 does; NaN inputs propagate to the output, but their gradient routing is unspecified. Average
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chainrule import kernels
 from chainrule.autograd.function import Function
 from chainrule.ops.nn_conv import output_size, pair, spatial_padding
 from chainrule.tensor import Tensor
@@ -121,34 +123,6 @@ def _planes_like(a, n: int, c: int, channel_major: bool):
     return np.ascontiguousarray(ordered).reshape(n * c, *a.shape[2:])
 
 
-def _running_max(slices, track: bool):
-    """Elementwise max over equally shaped arrays, and the index of the first maximum."""
-    first, rest = slices[0], slices[1:]
-    if not rest:
-        return first.copy(), (np.zeros(first.shape, np.uint8) if track else None)
-    index = None
-    if track:
-        index = np.greater(rest[0], first).view(np.uint8)  # 1 where the second is larger
-        if len(slices) > 255:
-            index = index.astype(np.intp)
-    best = np.maximum(first, rest[0])
-    for k, candidate in enumerate(rest[1:], start=2):
-        if track:
-            np.copyto(index, k, where=np.greater(candidate, best))
-        np.maximum(best, candidate, out=best)
-    return best, index
-
-
-def _route(g, index, count: int, out_slices) -> None:
-    """Write g where ``index`` is k, and 0 elsewhere, into ``out_slices[k]`` for each k."""
-    if count == 2:
-        np.multiply(g, index.view(bool), out=out_slices[1])
-        np.subtract(g, out_slices[1], out=out_slices[0])
-        return
-    for k in range(count):
-        np.multiply(g, index == k, out=out_slices[k])
-
-
 def _running_sum(slices):
     total = slices[0] + slices[1] if len(slices) > 1 else slices[0].copy()
     for s in slices[2:]:
@@ -177,17 +151,13 @@ class MaxPool2d(Function):
         g = self.geometry = pool_geometry(x.shape, self.pool_size, self.strides, self.padding,
                                           "max_pool2d")
         planes, self.channel_major = as_planes(x)
-        (kh, kw), count = g.pool, planes.shape[0]
+        kh, kw = g.pool
         if g.tiles:
-            columns = planes.reshape(-1, kw)  # each window row as kw consecutive columns
-            rows, self.column_index = _running_max([columns[:, j] for j in range(kw)],
-                                                   self.track)
-            rows = rows.reshape(count * g.out_height, kh, g.out_width)
-            best, self.row_index = _running_max([rows[:, i] for i in range(kh)], self.track)
-            best = best.reshape(count, g.out_height, g.out_width)
+            self.kernels = kernels.select(planes)
+            best, self.index = self.kernels.max_pool_tiles(planes, kh, kw, self.track)
         else:
             padded = _pad_planes(planes, g, _lowest(planes.dtype))
-            best, self.index = _running_max(
+            best, self.index = kernels.reference.running_max(
                 [padded[:, rows, cols] for _, rows, cols in g.offsets()], self.track)
         return from_planes(best, x.shape[0], x.shape[1], self.channel_major)
 
@@ -200,12 +170,7 @@ class MaxPool2d(Function):
         (kh, kw) = g.pool
         count = gy_planes.shape[0]
         if g.tiles:
-            rows = np.empty((count * g.out_height, kh, g.out_width), dtype=gy_planes.dtype)
-            _route(gy_planes.reshape(count * g.out_height, g.out_width), self.row_index, kh,
-                   [rows[:, i] for i in range(kh)])
-            gx = np.empty((count, g.height, g.width), dtype=gy_planes.dtype)
-            columns = gx.reshape(-1, kw)
-            _route(rows.reshape(-1), self.column_index, kw, [columns[:, j] for j in range(kw)])
+            gx = self.kernels.max_pool_tiles_backward(gy_planes, self.index, kh, kw)
         else:
             gpad = _zero_padded_planes(count, g, gy_planes.dtype)
             for k, rows, cols in g.offsets():

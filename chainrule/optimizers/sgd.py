@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from chainrule import backend
+from chainrule import backend, kernels
 from chainrule.optimizers.optimizer import (
     Optimizer,
     add_weight_decay,
     check_range,
-    subtract_scaled,
 )
 
 
@@ -67,6 +66,10 @@ class SGD(Optimizer):
             buffer = state.get("momentum_buffer")
             if buffer is None:
                 buffer = state["momentum_buffer"] = xp.array(grad, dtype=param.dtype, copy=True)
+            elif group["dampening"] == 0 and not group["nesterov"]:
+                # the common case, fused: one pass over memory with the [fast] extra
+                kernels.momentum_update(param, buffer, grad, momentum, lr)
+                return
             else:
                 buffer *= momentum
                 if group["dampening"] == 0:
@@ -80,4 +83,4 @@ class SGD(Optimizer):
                 direction = work
             else:
                 direction = buffer
-        subtract_scaled(param, lr, direction, work)
+        kernels.scaled_subtract(param, direction, lr, work)

@@ -14,6 +14,9 @@ from chainrule.ops.nn_pool import pool_geometry
 from tests.torch_helpers import require_torch
 
 torch = require_torch()
+
+# every test runs with each kernel implementation (NumPy, and Numba with the [fast] extra)
+pytestmark = pytest.mark.usefixtures("each_kernels")
 TF = torch.nn.functional
 
 

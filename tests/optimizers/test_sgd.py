@@ -12,6 +12,9 @@ from tests.torch_helpers import require_torch
 
 torch = require_torch()
 
+# every test runs with each kernel implementation (NumPy, and Numba with the [fast] extra)
+pytestmark = pytest.mark.usefixtures("each_kernels")
+
 CASES = {
     "plain": ({"learning_rate": 0.1}, {"lr": 0.1}),
     "momentum": ({"learning_rate": 0.05, "momentum": 0.9}, {"lr": 0.05, "momentum": 0.9}),

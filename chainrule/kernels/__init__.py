@@ -1,0 +1,119 @@
+"""Fused kernels: work that NumPy does in several passes over memory, done in one.
+
+Each kernel exists twice, with the same arguments and the same results:
+
+* :mod:`chainrule.kernels.reference`, written with NumPy: always there, the definition of what
+  the kernel computes, and what CuPy arrays and unusual layouts use;
+* :mod:`chainrule.kernels.compiled`, the same loops compiled to machine code by Numba (the
+  ``[fast]`` extra: ``pip install chainrule[fast]``). One pass over memory where NumPy makes
+  temporaries: a fused SGD-momentum update, 2 × 2 max pooling with its argmax.
+
+Which one runs: the compiled kernels when Numba can be imported, unless the environment
+variable ``CHAINRULE_KERNELS=numpy`` says otherwise; :func:`use` switches at run time (the
+tests run every kernel both ways). Both do their arithmetic in the arrays' dtype, in the same
+order, so float32 results agree bit for bit::
+
+    >>> from chainrule import kernels
+    >>> kernels.use("numpy")
+    >>> kernels.active()
+    'numpy'
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from chainrule.kernels import reference
+
+CHOICES = ("numpy", "numba")
+
+_active = None  # the module in use; chosen on first use (importing Numba takes ~0.3 s)
+_chosen: str | None = None
+
+
+def available() -> tuple[str, ...]:
+    """The kernel implementations that can run here: ("numpy",) or ("numpy", "numba")."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return ("numpy",)
+    return CHOICES
+
+
+def use(name: str) -> None:
+    """Run the kernels of ``name``: "numpy" (the reference), "numba" (compiled) or "auto"
+    (numba when installed)."""
+    global _active, _chosen
+    if name == "auto":
+        name = available()[-1]
+    if name not in CHOICES:
+        raise ValueError(f"kernels.use: expected one of {CHOICES} or 'auto', got {name!r}")
+    if name == "numba":
+        if "numba" not in available():
+            raise ImportError(
+                "kernels.use('numba'): Numba is not installed; pip install 'chainrule[fast]' "
+                "(or numba) to compile the fused kernels"
+            )
+        from chainrule.kernels import compiled as module
+    else:
+        module = reference
+    _active, _chosen = module, name
+
+
+def active() -> str:
+    """The name of the kernels in use ("numpy" or "numba")."""
+    if _active is None:
+        _choose_default()
+    return _chosen
+
+
+def _choose_default() -> None:
+    use(os.environ.get("CHAINRULE_KERNELS", "auto").strip().lower() or "auto")
+
+
+def select(*arrays):
+    """The active kernel module, or the reference for arrays Numba can't take (CuPy).
+
+    Ops that keep state between forward and backward (the argmax of max pooling, whose form
+    differs between the two) hold on to the module that ran their forward.
+    """
+    if _active is None:
+        _choose_default()
+    if _active is reference:
+        return reference
+    for a in arrays:
+        if type(a) is not np.ndarray:
+            return reference
+    return _active
+
+
+# -- the kernels -----------------------------------------------------------------------------
+
+
+def momentum_update(param, buffer, grad, momentum: float, learning_rate: float) -> None:
+    """SGD with momentum, in place: b ← μ·b + g;  θ ← θ − η·b.
+
+    ``param``, ``buffer`` and ``grad`` have one shape and dtype; the scalars are cast to it.
+    """
+    dtype = param.dtype.type
+    select(param, buffer, grad).momentum_update(param, buffer, grad, dtype(momentum),
+                                                dtype(learning_rate))
+
+
+def scaled_subtract(param, direction, scale: float, work) -> None:
+    """θ ← θ − s·d in place (``work`` is a scratch array like ``param``; the reference uses it
+    for s·d, the compiled kernel needs none)."""
+    dtype = param.dtype.type
+    select(param, direction).scaled_subtract(param, direction, dtype(scale), work)
+
+
+# Max pooling over tiling windows, from ``select(planes)``:
+#
+#   module.max_pool_tiles(planes, kh, kw, track) -> (maxima, argmax)
+#       planes (P, kh·OH, kw·OW), contiguous; maxima (P, OH, OW); argmax None unless ``track``,
+#       else in a form private to the module (the first maximum in row-major order). NaN
+#       propagates to the output.
+#   module.max_pool_tiles_backward(gy, argmax, kh, kw) -> gx (P, kh·OH, kw·OW)
+#       gy (P, OH, OW) sent to each window's maximum, zeros elsewhere.

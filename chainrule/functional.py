@@ -56,13 +56,15 @@ __all__ = [
 # -- layers' kernels -----------------------------------------------------------------------------
 
 
-def linear(x, kernel, bias=None) -> Tensor:
-    """y = x @ kernel + bias, one fused op.
+def linear(x, kernel, bias=None, *, relu: bool = False) -> Tensor:
+    """y = x @ kernel + bias, one fused op (y = max(0, x @ kernel + bias) with ``relu``).
 
     Args:
         x: input of shape (..., in_features); leading axes are batch axes.
         kernel: weights of shape (in_features, units).
         bias: optional (units,) vector.
+        relu: apply ReLU inside the same op (one graph node, no extra pass over the output;
+            what ``Dense(activation="relu")`` uses).
 
     >>> import chainrule as cr
     >>> linear(cr.ones(2, 3), cr.ones(3, 4), cr.zeros(4)).shape
@@ -78,14 +80,15 @@ def linear(x, kernel, bias=None) -> Tensor:
             f"(last axis must be {kernel.shape[0]})"
         )
     if bias is None:
-        return Linear()(x, kernel)
+        return Linear(relu)(x, kernel)
     bias = as_tensor(bias, x)
     if bias.shape != (kernel.shape[1],):
         raise ValueError(f"linear: bias must have shape ({kernel.shape[1]},), got {bias.shape}")
-    return Linear()(x, kernel, bias)
+    return Linear(relu)(x, kernel, bias)
 
 
-def conv2d(x, kernel, bias=None, stride=1, padding=0, dilation=1) -> Tensor:
+def conv2d(x, kernel, bias=None, stride=1, padding=0, dilation=1, *, relu: bool = False
+           ) -> Tensor:
     """2-D cross-correlation of NCHW input (what deep learning calls convolution).
 
     y[n, f, i, j] = b[f] + Σ_c Σ_{p,q} W[f, c, p, q] · x_pad[n, c, i·sh + p·dh, j·sw + q·dw]
@@ -99,6 +102,8 @@ def conv2d(x, kernel, bias=None, stride=1, padding=0, dilation=1) -> Tensor:
             with the odd extra row/column at the bottom/right), an int, a pair (ph, pw) for
             both sides of each axis, or ((top, bottom), (left, right)).
         dilation: int or (dh, dw): spacing between kernel taps.
+        relu: apply ReLU inside the same op, chunk by chunk while the output is in the cache
+            (what ``Conv2D(activation="relu")`` uses).
 
     Output (N, filters, OH, OW), OH = ⌊(H + padding − dh·(kh − 1) − 1) / sh⌋ + 1. Computed as
     im2col + one matrix product per chunk of the batch (see :mod:`chainrule.ops.nn_conv`);
@@ -108,7 +113,7 @@ def conv2d(x, kernel, bias=None, stride=1, padding=0, dilation=1) -> Tensor:
     kernel = as_tensor(kernel, x)
     if x.dtype.kind not in "fc":
         x = Tensor(x.data.astype(kernel.dtype))
-    op = Conv2d(stride, padding, dilation)
+    op = Conv2d(stride, padding, dilation, relu)
     if bias is None:
         return op(x, kernel)
     bias = as_tensor(bias, x)

@@ -104,9 +104,10 @@ class Conv2D(Layer):
         self.input_spec = InputSpec(ndim=4, axes={1: in_channels})
 
     def forward(self, x):
+        fused_relu = self.activation is F.relu  # one op, no extra pass
         y = F.conv2d(x, self.kernel, self.bias, stride=self.strides, padding=self.padding,
-                     dilation=self.dilation_rate)
-        return self.activation(y)
+                     dilation=self.dilation_rate, relu=fused_relu)
+        return y if fused_relu else self.activation(y)
 
     def compute_output_shape(self, input_shape):
         spatial = []

@@ -66,6 +66,8 @@ class Dense(Layer):
         self.input_spec = InputSpec(min_ndim=2, axes={-1: in_features})
 
     def forward(self, x):
+        if self.activation is F.relu:  # fused: one op, no extra pass
+            return F.linear(x, self.kernel, self.bias, relu=True)
         return self.activation(F.linear(x, self.kernel, self.bias))
 
     def compute_output_shape(self, input_shape):

@@ -279,10 +279,11 @@ def channels_first(a):
 # -- the op --------------------------------------------------------------------------------------
 
 
-def correlate(x_cn, kernel, g: ConvGeometry, bias=None, each_chunk=None):
+def correlate(x_cn, kernel, g: ConvGeometry, bias=None, each_chunk=None, relu=False):
     """The convolution of ``x_cn`` (C, N, H, W) as an (F, N, OH, OW) array, chunk by chunk.
 
-    ``kernel`` is the (F, C·kh·kw) weight matrix; ``bias`` an (F,) vector or None.
+    ``kernel`` is the (F, C·kh·kw) weight matrix; ``bias`` an (F,) vector or None; ``relu``
+    takes max(0, ·) of each chunk as soon as it is computed.
     ``each_chunk(columns, start, stop)``, if given, also gets every chunk's im2col matrix.
     """
     dtype = kernel.dtype
@@ -306,6 +307,9 @@ def correlate(x_cn, kernel, g: ConvGeometry, bias=None, each_chunk=None):
             np.matmul(kernel, columns, out=out)
             if bias is not None:
                 out += bias.reshape(-1, 1)
+        if relu:
+            chunk = y[:, start:stop]
+            np.maximum(chunk, 0, out=chunk)
         if each_chunk is not None:
             each_chunk(columns, start, stop)
     return y
@@ -323,24 +327,29 @@ class Conv2d(Function):
       much faster than Wᵀ @ G with K = F;
     * with strides: ∂L/∂W = Σ_chunks G @ im2col(x)ᵀ and ∂L/∂x = col2im(Wᵀ @ G).
 
+    ``relu=True`` fuses y = max(0, conv + b): the maximum is taken chunk by chunk while the
+    output is in the cache, and backward starts from G ⊙ [y > 0].
+
     The backward pass uses raw arrays (first-order only).
     """
 
     differentiable_backward = False
 
-    def __init__(self, stride, padding, dilation):
+    def __init__(self, stride, padding, dilation, relu: bool = False):
         self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.relu = self.keeps_output = relu
 
     def forward(self, x, w, b=None):
         dtype = self.dtype = np.result_type(x.dtype, w.dtype)
         g = self.geometry = conv_geometry(x.shape, w.shape, self.stride, self.padding,
                                           self.dilation, dtype.itemsize)
         kernel = w.reshape(g.filters, g.patch).astype(dtype, copy=False)
-        return channels_first(correlate(channels_first(x), kernel, g, b))
+        return channels_first(correlate(channels_first(x), kernel, g, b, relu=self.relu))
 
     def backward(self, gy):
         x, w = self.inputs[0], self.inputs[1]
-        gy_cn = channels_first(gy.data)
+        gy = gy.data * (self._output_arrays[0] > 0) if self.relu else gy.data
+        gy_cn = channels_first(gy)
         gx = gw = None
         if x.requires_grad and self.geometry.stride == (1, 1):
             gx, gw = self._transposed_correlation(gy_cn, x.data, w.data, w.requires_grad)
@@ -422,7 +431,7 @@ class Conv2d(Function):
 
 
 def conv2d(x: Tensor, w: Tensor, b: Tensor | None = None, stride=1, padding=0,
-           dilation=1) -> Tensor:
+           dilation=1, relu: bool = False) -> Tensor:
     """The :class:`Conv2d` op on Tensors (arguments as in :func:`chainrule.functional.conv2d`)."""
-    op = Conv2d(stride, padding, dilation)
+    op = Conv2d(stride, padding, dilation, relu)
     return op(x, w) if b is None else op(x, w, b)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
+from chainrule import layers
 from chainrule.initializers import compute_fans
 from chainrule.layers import Conv2D
 from tests.layers.helpers import assert_torch_parity, gradcheck_layer
@@ -107,3 +108,28 @@ def test_conv2d_argument_and_input_errors():
     with pytest.raises(ValueError, match=r"'c1' \(Conv2D\) expects input of shape "
                                          r"\(None, 3, None, None\) .* \(1, 4, 5, 5\)"):
         layer(cr.zeros(1, 4, 5, 5))
+
+
+@pytest.mark.parametrize("make", [
+    lambda activation: layers.Dense(5, activation=activation),
+    lambda activation: layers.Conv2D(3, 3, padding="same", activation=activation),
+])
+def test_relu_activation_is_fused_and_equals_a_separate_relu(make, float64):
+    # Dense and Conv2D with activation="relu" run one fused op; the results must not change
+    x_shape = (4, 6) if isinstance(make(None), layers.Dense) else (2, 2, 5, 5)
+    x = np.random.default_rng(0).standard_normal(x_shape)
+    fused, plain = make("relu"), make(None)
+    fused(cr.tensor(x))  # builds
+    plain(cr.tensor(x))
+    plain.set_weights(fused.get_weights())
+    inputs = [cr.tensor(x, dtype="float64", requires_grad=True) for _ in range(2)]
+    y_fused = fused(inputs[0])
+    y_plain = cr.functional.relu(plain(inputs[1]))
+    assert y_fused._node is not None and type(y_fused._node).__name__ in ("Linear", "Conv2d")
+    upstream = cr.tensor(rng.standard_normal(y_fused.shape), dtype="float64")
+    y_fused.backward(upstream)
+    y_plain.backward(upstream)
+    np.testing.assert_allclose(y_fused.numpy(), y_plain.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(inputs[0].grad.numpy(), inputs[1].grad.numpy(), rtol=1e-12)
+    for a, b in zip(fused.trainable_weights, plain.trainable_weights):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-12)

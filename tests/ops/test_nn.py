@@ -228,6 +228,35 @@ def test_linear_single_row_backward_matches_torch(x_shape, rng):
         assert_close(a.grad, t.grad)
 
 
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_with_fused_relu_matches_the_composite_to_second_order(with_bias, rng):
+    arrays = [rng.standard_normal((5, 3)), rng.standard_normal((3, 4)), rng.standard_normal(4)]
+    arrays = arrays if with_bias else arrays[:2]
+    weight = rng.standard_normal((5, 4))
+    fused = first_and_second_order(lambda *a: F.linear(*a, relu=True), arrays, cr_wrap, cr.grad,
+                                   weight)
+    reference = first_and_second_order(lambda *a: F.relu(F.linear(*a)), arrays, cr_wrap,
+                                       cr.grad, weight)
+    for a, c in zip([fused[0], *fused[1], *fused[2]], [reference[0], *reference[1],
+                                                        *reference[2]]):
+        assert_close(a, c, rtol=1e-12, atol=1e-12)
+
+
+def test_linear_with_fused_relu_matches_torch_and_gradcheck(rng):
+    x, k, b = rng.standard_normal((6, 4)), rng.standard_normal((4, 5)), rng.standard_normal(5)
+    ours = [cr_wrap(a) for a in (x, k, b)]
+    theirs = [torch_wrap(a) for a in (x, k, b)]
+    upstream = rng.standard_normal((6, 5))
+    y = F.linear(*ours, relu=True)
+    ty = torch.relu(TF.linear(theirs[0], theirs[1].T, theirs[2]))
+    y.backward(cr_wrap(upstream))
+    ty.backward(torch_wrap(upstream))
+    assert_close(y, ty)
+    for a, t in zip(ours, theirs):
+        assert_close(a.grad, t.grad)
+    assert cr.gradcheck(lambda *a: F.linear(*a, relu=True), [cr_wrap(a) for a in (x, k, b)])
+
+
 def test_linear_float32_stays_float32(rng):
     x = cr.tensor(rng.standard_normal((4, 3)).astype(np.float32), requires_grad=True)
     k = cr.tensor(rng.standard_normal((3, 2)).astype(np.float32), requires_grad=True)

@@ -113,6 +113,25 @@ def test_gradcheck(case, rng):
         inputs)
 
 
+@pytest.mark.parametrize("case", ["3x3 pad 1", "stride (2, 1) pad (1, 2)", "1x1"])
+def test_fused_relu_matches_torch_and_gradcheck(case, rng):
+    x_shape, w_shape, stride, padding, dilation = CASES[case]
+    arrays = [rng.standard_normal(s) for s in (x_shape, w_shape, (w_shape[0],))]
+    ours = [cr.tensor(a, dtype="float64", requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    y = F.conv2d(*ours, stride=stride, padding=padding, dilation=dilation, relu=True)
+    ty = torch.relu(torch_conv(*theirs, stride, padding, dilation))
+    gy = rng.standard_normal(ty.shape)
+    y.backward(cr.tensor(gy, dtype="float64"))
+    ty.backward(torch.tensor(gy))
+    assert (y.numpy() == 0).any() and (y.numpy() > 0).any()
+    for a, t in zip([y] + [t.grad for t in ours], [ty] + [t.grad for t in theirs]):
+        np.testing.assert_allclose(a.numpy(), t.detach().numpy(), rtol=1e-10, atol=1e-10)
+    small = [cr.tensor(rng.standard_normal(s), dtype="float64", requires_grad=True)
+             for s in ((1, 2, 5, 5), (2, 2, 3, 3), (2,))]
+    assert cr.gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=1, relu=True), small)
+
+
 def composite_conv(x, w, b, stride, padding, dilation):
     """conv2d from primitives: pad, one strided slice per kernel offset, matmul, sum."""
     (sh, sw), (dh, dw) = nn_conv.pair(stride, "s"), nn_conv.pair(dilation, "d")

@@ -2,6 +2,7 @@
 
     python bench/mlp.py              # the tables of docs/performance.md (about a minute)
     python bench/mlp.py --scaling    # also epoch time vs batch size and width -> docs/scaling.png
+    python bench/mlp.py --scaling-only
     python bench/mlp.py --repeats 5
 
 The model is the lectures' MLP 784-256-128-10 (ReLU), SGD (learning rate 0.05, momentum 0.9),
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import _common as common  # puts the repository root on sys.path
 import numpy as np
@@ -226,20 +226,20 @@ def main(repeats: int) -> None:
 
 # -- --scaling: epoch time vs batch size and width -------------------------------------------------
 
-SCALING_BATCHES = (1, 8, 32, 128, 1024)
-SCALING_WIDTHS = (64, 256, 1024, 4096)
+SCALING_BATCHES = (1, 4, 16, 64, 256, 1024)
+SCALING_WIDTHS = (64, 128, 256, 512, 1024, 2048, 4096)
 SCALING_SAMPLES = 60000
 
 
-def seconds_per_epoch(net, x, y, batch: int, steps: int, repeats: int) -> float:
-    """Epoch time extrapolated from ``steps`` steps: median seconds per step × steps/epoch."""
+def seconds_per_epoch(nets, x, y, batch: int, steps: int, repeats: int) -> dict[str, float]:
+    """Epoch time of each net extrapolated from ``steps`` steps: the frameworks run alternately,
+    ``repeats`` times; median seconds per step × steps per epoch."""
     samples = batch * steps
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        net.train(x[:samples], y[:samples], batch)
-        runs.append((time.perf_counter() - start) / steps)
-    return common.median(runs) * (SCALING_SAMPLES // batch)
+    times = common.alternate(
+        {name: (lambda net=net: net.train(x[:samples], y[:samples], batch))
+         for name, net in nets.items()}, repeats)
+    return {name: common.median(t) / steps * (SCALING_SAMPLES // batch)
+            for name, t in times.items()}
 
 
 def scaling(repeats: int) -> None:
@@ -251,16 +251,16 @@ def scaling(repeats: int) -> None:
     for batch in SCALING_BATCHES:
         steps = max(4, min(200, 4096 // batch))
         nets = {n: IMPLEMENTATIONS[n](initial_weights()) for n in ("chainrule", "pytorch")}
-        times = {n: seconds_per_epoch(net, x, y, batch, steps, repeats)
-                 for n, net in nets.items()}
-        results["batch"].append((batch, times))
+        for net in nets.values():  # warm up
+            net.train(x[:2 * batch], y[:2 * batch], batch)
+        results["batch"].append((batch, seconds_per_epoch(nets, x, y, batch, steps, repeats)))
     for width in SCALING_WIDTHS:
         sizes = (784, width, width, 10)
         steps = 20 if width <= 1024 else 5
         nets = {n: IMPLEMENTATIONS[n](initial_weights(sizes)) for n in ("chainrule", "pytorch")}
-        times = {n: seconds_per_epoch(net, x, y, BATCH, steps, repeats)
-                 for n, net in nets.items()}
-        results["width"].append((width, times))
+        for net in nets.values():
+            net.train(x[:2 * BATCH], y[:2 * BATCH], BATCH)
+        results["width"].append((width, seconds_per_epoch(nets, x, y, BATCH, steps, repeats)))
 
     rows = []
     for kind, points in results.items():
@@ -302,11 +302,14 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scaling", action="store_true",
                         help="also time epoch time vs batch size and width; plot docs/scaling.png")
+    parser.add_argument("--scaling-only", action="store_true",
+                        help="only the scaling curves (docs/scaling.png)")
     parser.add_argument("--child", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child:
         child(arguments.child)
         sys.exit(0)
-    main(max(3, arguments.repeats))
-    if arguments.scaling:
+    if not arguments.scaling_only:
+        main(max(3, arguments.repeats))
+    if arguments.scaling or arguments.scaling_only:
         scaling(arguments.repeats)

@@ -144,7 +144,7 @@ def main(steps: int, repeats: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--child", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child:

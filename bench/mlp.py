@@ -299,7 +299,7 @@ def plot_scaling(results) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--scaling", action="store_true",
                         help="also time epoch time vs batch size and width; plot docs/scaling.png")
     parser.add_argument("--scaling-only", action="store_true",

@@ -47,12 +47,14 @@ def machine() -> str:
     except OSError:
         pass
     versions = [f"Python {platform.python_version()}"]
-    for module in ("numpy", "torch"):
+    for module in ("numpy", "torch", "numba"):
         try:
             versions.append(f"{module} {__import__(module).__version__}")
         except ImportError:
             versions.append(f"{module} absent")
-    return f"{os.cpu_count()} cores, {cpu}; " + ", ".join(versions)
+    kernels = os.environ.get("CHAINRULE_KERNELS", "auto")
+    return (f"{os.cpu_count()} cores, {cpu}; " + ", ".join(versions)
+            + f"; chainrule kernels: {kernels} (numba when installed, see chainrule.kernels)")
 
 
 def run(script: Path) -> str:

@@ -28,7 +28,7 @@ data:
 test: $(STAMP) data
 	$(PY) -m ruff check .
 	$(PY) -m pytest -n 2 tests
-	CHAINRULE_KERNELS=numpy $(PY) -m pytest -n 2 -q tests
+	CHAINRULE_KERNELS=numpy $(PY) -m pytest -n 2 tests
 
 demo: $(STAMP) data
 	$(PY) -m chainrule train --model cnn --dataset fashion-mnist --out runs/demo

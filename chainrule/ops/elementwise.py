@@ -227,10 +227,20 @@ class ReLU(Function):
         return backend.get_array_module(x).maximum(x, 0)
 
     def backward(self, gy):
-        if flags.grad_enabled:  # create_graph: record the product
-            return (gy * Tensor(self.output().data > 0),)
-        y = self._output_arrays[0]
-        return (constant(gy.data * (y > 0)),)
+        # under create_graph, output() checks that the recorded output is still there
+        y = self.output().data if flags.grad_enabled else self._output_arrays[0]
+        return (relu_gradient(gy, y),)
+
+
+def relu_gradient(gy, y):
+    """∂L/∂x = G ⊙ [y > 0] for y = max(0, x), read off the output ``y`` (an array).
+
+    Recorded (a product with a constant mask) under ``create_graph``, else computed on raw
+    arrays. Shared by :class:`ReLU` and the ops that fuse a ReLU (Linear, Conv2d).
+    """
+    if flags.grad_enabled:
+        return gy * Tensor(y > 0)
+    return constant(gy.data * (y > 0))
 
 
 class Clip(Function):

@@ -21,7 +21,7 @@ import numpy as np
 from chainrule import backend
 from chainrule._config import flags
 from chainrule.autograd.function import Function, constant
-from chainrule.ops.elementwise import exp, sigmoid, tanh, where
+from chainrule.ops.elementwise import exp, relu_gradient, sigmoid, tanh, where
 from chainrule.ops.linalg import matmul
 from chainrule.ops.reduction import sum as reduce_sum
 from chainrule.ops.shape import reshape
@@ -60,8 +60,7 @@ class Linear(Function):
 
     def backward(self, gy):
         if self.relu:  # ∂max(0, z)/∂z = [z > 0] = [y > 0], a constant for higher orders too
-            mask = self._output_arrays[0] > 0
-            gy = gy * Tensor(mask) if flags.grad_enabled else constant(gy.data * mask)
+            gy = relu_gradient(gy, self._output_arrays[0])
         if flags.grad_enabled:
             return self._recorded_backward(gy)
         x, w = self.inputs[0], self.inputs[1]

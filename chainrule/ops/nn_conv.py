@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from chainrule.autograd.function import Function
+from chainrule.ops.elementwise import relu_gradient
 from chainrule.tensor import Tensor
 
 #: Largest size in bytes of one chunk's im2col matrix and output. Chunks of 2-4 MB are the
@@ -348,8 +349,9 @@ class Conv2d(Function):
 
     def backward(self, gy):
         x, w = self.inputs[0], self.inputs[1]
-        gy = gy.data * (self._output_arrays[0] > 0) if self.relu else gy.data
-        gy_cn = channels_first(gy)
+        if self.relu:  # first order only (differentiable_backward is False): raw arrays
+            gy = relu_gradient(gy, self._output_arrays[0])
+        gy_cn = channels_first(gy.data)
         gx = gw = None
         if x.requires_grad and self.geometry.stride == (1, 1):
             gx, gw = self._transposed_correlation(gy_cn, x.data, w.data, w.requires_grad)

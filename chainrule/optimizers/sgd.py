@@ -58,18 +58,18 @@ class SGD(Optimizer):
 
     def _update(self, param, grad, state, group, lr, scratch):
         xp = backend.get_array_module(param)
-        work = scratch.get(1, param)
         grad = add_weight_decay(grad, param, group["weight_decay"], scratch)
         momentum = group["momentum"]
+        buffer = state.get("momentum_buffer") if momentum != 0 else None
+        if buffer is not None and group["dampening"] == 0 and not group["nesterov"]:
+            # the common case, fused: one pass over memory with the [fast] extra
+            kernels.momentum_update(param, buffer, grad, momentum, lr)
+            return
+        work = scratch.get(1, param)
         direction = grad
         if momentum != 0:
-            buffer = state.get("momentum_buffer")
             if buffer is None:
                 buffer = state["momentum_buffer"] = xp.array(grad, dtype=param.dtype, copy=True)
-            elif group["dampening"] == 0 and not group["nesterov"]:
-                # the common case, fused: one pass over memory with the [fast] extra
-                kernels.momentum_update(param, buffer, grad, momentum, lr)
-                return
             else:
                 buffer *= momentum
                 if group["dampening"] == 0:

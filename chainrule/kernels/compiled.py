@@ -102,3 +102,285 @@ def max_pool_tiles_backward(gy, index, kh, kw):
     gx = np.empty((count, 2 * out_height, 2 * out_width), dtype=gy.dtype)
     _max_pool_2x2_backward(gy, index, gx)
     return gx
+
+
+# -- Winograd F(2 × 2, 3 × 3) tile transforms ----------------------------------------------------
+#
+# The tile arrays are (16, ...) with each of the 16 entries contiguous; the kernels see them as
+# (16, tiles) matrices. Their 16 rows are usually far apart in memory, at distances the caller
+# staggers (chainrule.ops.nn_winograd), because 16 streams 4 KiB apart alias in the L1 cache:
+# with that, each kernel runs ~5× faster.
+
+
+def _tile_rows(tiles):
+    """``tiles`` (16, ...) as a (16, count) view (never a copy: the kernels write to it)."""
+    flat = tiles.reshape(16, -1)
+    if tiles.size and not np.may_share_memory(flat, tiles):
+        raise ValueError(f"winograd kernels: tile array of strides {tiles.strides} must have "
+                         "each of its 16 entries contiguous")
+    return flat
+
+
+@njit(cache=True)
+def _winograd_input_tiles(padded, out, ty_count, tx_count):
+    channels, count = padded.shape[:2]
+    for p in range(channels * count):
+        plane = padded[p // count, p % count]
+        for ty in range(ty_count):
+            x0, x1, x2, x3 = plane[2 * ty], plane[2 * ty + 1], plane[2 * ty + 2], plane[2 * ty + 3]
+            first = (p * ty_count + ty) * tx_count
+            for tx in range(tx_count):
+                j, t = 2 * tx, first + tx
+                # Bᵀ along the rows, one column s = j + 0…3 at a time
+                a0, a1, a2, a3 = x0[j] - x2[j], x0[j + 1] - x2[j + 1], x0[j + 2] - x2[j + 2], \
+                    x0[j + 3] - x2[j + 3]
+                b0, b1, b2, b3 = x1[j] + x2[j], x1[j + 1] + x2[j + 1], x1[j + 2] + x2[j + 2], \
+                    x1[j + 3] + x2[j + 3]
+                c0, c1, c2, c3 = x2[j] - x1[j], x2[j + 1] - x1[j + 1], x2[j + 2] - x1[j + 2], \
+                    x2[j + 3] - x1[j + 3]
+                d0, d1, d2, d3 = x1[j] - x3[j], x1[j + 1] - x3[j + 1], x1[j + 2] - x3[j + 2], \
+                    x1[j + 3] - x3[j + 3]
+                # then along the columns
+                out[0, t], out[1, t], out[2, t], out[3, t] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
+                out[4, t], out[5, t], out[6, t], out[7, t] = b0 - b2, b1 + b2, b2 - b1, b1 - b3
+                out[8, t], out[9, t], out[10, t], out[11, t] = c0 - c2, c1 + c2, c2 - c1, c1 - c3
+                out[12, t], out[13, t], out[14, t], out[15, t] = d0 - d2, d1 + d2, d2 - d1, \
+                    d1 - d3
+
+
+def winograd_input_tiles(padded, out) -> None:
+    """Bᵀ d B of every tile, in one pass (see the reference)."""
+    _winograd_input_tiles(padded, _tile_rows(out), out.shape[3], out.shape[4])
+
+
+@njit(cache=True)
+def _winograd_output_tiles(m, y, bias, has_bias, relu):
+    filters, count, out_height, out_width = y.shape
+    ty_count, tx_count = (out_height + 1) // 2, (out_width + 1) // 2
+    for fn in range(filters * count):
+        f, n = fn // count, fn % count
+        plane = y[f, n]
+        for ty in range(ty_count):
+            i = 2 * ty
+            first = ((f * count + n) * ty_count + ty) * tx_count
+            for tx in range(tx_count):
+                j, t = 2 * tx, first + tx
+                # Aᵀ along the columns of each row a, then along the rows
+                p0, q0 = m[1, t] + m[2, t] + m[0, t], m[1, t] - m[2, t] - m[3, t]
+                p1, q1 = m[5, t] + m[6, t] + m[4, t], m[5, t] - m[6, t] - m[7, t]
+                p2, q2 = m[9, t] + m[10, t] + m[8, t], m[9, t] - m[10, t] - m[11, t]
+                p3, q3 = m[13, t] + m[14, t] + m[12, t], m[13, t] - m[14, t] - m[15, t]
+                y00, y10 = p1 + p2 + p0, p1 - p2 - p3
+                y01, y11 = q1 + q2 + q0, q1 - q2 - q3
+                if has_bias:
+                    y00, y10, y01, y11 = y00 + bias[f], y10 + bias[f], y01 + bias[f], \
+                        y11 + bias[f]
+                if relu:  # "< 0" keeps NaN, as np.maximum does
+                    y00 = 0 if y00 < 0 else y00
+                    y10 = 0 if y10 < 0 else y10
+                    y01 = 0 if y01 < 0 else y01
+                    y11 = 0 if y11 < 0 else y11
+                plane[i, j] = y00
+                if j + 1 < out_width:
+                    plane[i, j + 1] = y01
+                if i + 1 < out_height:
+                    plane[i + 1, j] = y10
+                    if j + 1 < out_width:
+                        plane[i + 1, j + 1] = y11
+
+
+def winograd_output_tiles(m, y, bias, relu: bool) -> None:
+    """Aᵀ M A (+ bias, ReLU) of every tile, in one pass (see the reference)."""
+    has_bias = bias is not None
+    bias = bias if has_bias else np.zeros(1, dtype=y.dtype)
+    _winograd_output_tiles(_tile_rows(m), y, bias, has_bias, relu)
+
+
+@njit(cache=True)
+def _winograd_gradient_tiles(gy, out, ty_count, tx_count, zero):
+    filters, count, out_height, out_width = gy.shape
+    for fn in range(filters * count):
+        f, n = fn // count, fn % count
+        plane = gy[f, n]
+        for ty in range(ty_count):
+            i = 2 * ty
+            first = ((f * count + n) * ty_count + ty) * tx_count
+            for tx in range(tx_count):
+                j, t = 2 * tx, first + tx
+                g00 = plane[i, j]
+                g01 = plane[i, j + 1] if j + 1 < out_width else zero
+                g10 = plane[i + 1, j] if i + 1 < out_height else zero
+                g11 = plane[i + 1, j + 1] if (i + 1 < out_height and j + 1 < out_width) \
+                    else zero
+                # A along the rows: (g0, g0 + g1, g0 − g1, −g1), then along the columns
+                _spread(g00, g01, out, 0, t)
+                _spread(g00 + g10, g01 + g11, out, 4, t)
+                _spread(g00 - g10, g01 - g11, out, 8, t)
+                _spread(-g10, -g11, out, 12, t)
+
+
+@njit(cache=True, inline="always")
+def _spread(h0, h1, out, k, t):
+    out[k, t], out[k + 1, t], out[k + 2, t], out[k + 3, t] = h0, h0 + h1, h0 - h1, -h1
+
+
+def winograd_gradient_tiles(gy, out) -> None:
+    """A g Aᵀ of every 2 × 2 tile of the output gradient, in one pass (see the reference)."""
+    _winograd_gradient_tiles(gy, _tile_rows(out), out.shape[3], out.shape[4], gy.dtype.type(0))
+
+
+@njit(cache=True)
+def _winograd_input_gradient_values(dv, values):
+    for t in range(dv.shape[1]):
+        # B along the columns of each row a: (v0, v1 − v2 + v3, v1 + v2 − v0, −v3)
+        r00, r01, r02, r03 = dv[0, t], dv[1, t] - dv[2, t] + dv[3, t], \
+            dv[1, t] + dv[2, t] - dv[0, t], -dv[3, t]
+        r10, r11, r12, r13 = dv[4, t], dv[5, t] - dv[6, t] + dv[7, t], \
+            dv[5, t] + dv[6, t] - dv[4, t], -dv[7, t]
+        r20, r21, r22, r23 = dv[8, t], dv[9, t] - dv[10, t] + dv[11, t], \
+            dv[9, t] + dv[10, t] - dv[8, t], -dv[11, t]
+        r30, r31, r32, r33 = dv[12, t], dv[13, t] - dv[14, t] + dv[15, t], \
+            dv[13, t] + dv[14, t] - dv[12, t], -dv[15, t]
+        # then along the rows; values[4·r + s] is entry (r, s)
+        values[0, t], values[4, t], values[8, t], values[12, t] = \
+            r00, r10 - r20 + r30, r10 + r20 - r00, -r30
+        values[1, t], values[5, t], values[9, t], values[13, t] = \
+            r01, r11 - r21 + r31, r11 + r21 - r01, -r31
+        values[2, t], values[6, t], values[10, t], values[14, t] = \
+            r02, r12 - r22 + r32, r12 + r22 - r02, -r32
+        values[3, t], values[7, t], values[11, t], values[15, t] = \
+            r03, r13 - r23 + r33, r13 + r23 - r03, -r33
+
+
+@njit(cache=True)
+def _winograd_scatter(values, padded, ty_count, tx_count):
+    # the reference's order: entry (r, s) of all tiles at once, s outer, r inner
+    channels, count = padded.shape[:2]
+    for p in range(channels * count):
+        plane = padded[p // count, p % count]
+        for s in range(4):
+            for r in range(4):
+                k = 4 * r + s
+                for ty in range(ty_count):
+                    row = plane[2 * ty + r]
+                    first = (p * ty_count + ty) * tx_count
+                    for tx in range(tx_count):
+                        row[2 * tx + s] += values[k, first + tx]
+
+
+def winograd_input_gradient(dv, padded) -> None:
+    """B dV Bᵀ of every tile, added onto its window: the 16 entries of every tile first, then
+    added in the reference's order (so the sums of overlapping windows agree bit for bit)."""
+    rows = _tile_rows(dv)
+    values = reference.tile_buffer(rows.shape[1], rows.dtype)
+    _winograd_input_gradient_values(rows, values)
+    _winograd_scatter(values, padded, dv.shape[3], dv.shape[4])
+
+
+# -- direct convolution, for inputs with few channels ------------------------------------------
+
+
+# Both run over "wide rows": the padded image flattened, each output row computed over the whole
+# padded width (the extra columns dropped), so that each of the 9 taps of a 3 × 3 kernel is a
+# window of one long contiguous row, and the loops over it vectorise. (Run in parallel with
+# prange they were slower inside a training step: their threads and OpenBLAS's compete for the
+# same cores.)
+
+
+@njit(cache=True, inline="always")
+def _windows_3x3(plane, width, length):
+    """The 9 taps' windows of a flattened padded plane, each ``length`` long."""
+    return (plane[0:length], plane[1:1 + length], plane[2:2 + length],
+            plane[width:width + length], plane[width + 1:width + 1 + length],
+            plane[width + 2:width + 2 + length], plane[2 * width:2 * width + length],
+            plane[2 * width + 1:2 * width + 1 + length],
+            plane[2 * width + 2:2 * width + 2 + length])
+
+
+@njit(cache=True)
+def _direct_correlate_3x3(padded, weights, bias, relu, y):
+    channels, count, _, width = padded.shape
+    filters, _, out_height, out_width = y.shape
+    length = out_height * width
+    for n in range(count):
+        total = np.empty(length, dtype=y.dtype)
+        for f in range(filters):
+            total[:] = 0
+            for c in range(channels):
+                x0, x1, x2, x3, x4, x5, x6, x7, x8 = _windows_3x3(padded[c, n].reshape(-1),
+                                                                  width, length)
+                w = weights[f, c]
+                w0, w1, w2, w3, w4, w5, w6, w7, w8 = w[0, 0], w[0, 1], w[0, 2], w[1, 0], \
+                    w[1, 1], w[1, 2], w[2, 0], w[2, 1], w[2, 2]
+                for k in range(length):  # the taps in (i, j) order, as the reference adds them
+                    t = total[k] + w0 * x0[k]
+                    t = t + w1 * x1[k]
+                    t = t + w2 * x2[k]
+                    t = t + w3 * x3[k]
+                    t = t + w4 * x4[k]
+                    t = t + w5 * x5[k]
+                    t = t + w6 * x6[k]
+                    t = t + w7 * x7[k]
+                    total[k] = t + w8 * x8[k]
+            for p in range(out_height):
+                out, row = y[f, n, p], total[p * width:p * width + out_width]
+                for q in range(out_width):
+                    value = row[q] + bias[f]
+                    out[q] = 0 if (relu and value < 0) else value
+
+
+def direct_correlate(padded, weights, bias, relu: bool, y) -> None:
+    """3 × 3 kernels: the 9 taps of each output summed in registers; other sizes run the
+    reference."""
+    if weights.shape[2:] != (3, 3):
+        return reference.direct_correlate(padded, weights, bias, relu, y)
+    _direct_correlate_3x3(padded, weights, bias, relu, y)
+
+
+@njit(cache=True)
+def _direct_kernel_gradient_3x3(padded, gy, y, relu, gw, gb):
+    channels, count, _, width = padded.shape
+    filters, _, out_height, out_width = gy.shape
+    length = out_height * width
+    for f in range(filters):
+        g = np.zeros(length, dtype=gy.dtype)  # G of one image on wide rows (0 in extra columns)
+        # per-position partial sums of each tap, reduced at the end: the loops then vectorise
+        sums = np.zeros((channels, 9, length), dtype=gw.dtype)
+        bias_sums = np.zeros(out_width, dtype=gw.dtype)
+        for n in range(count):
+            for p in range(out_height):
+                g_row, y_row = gy[f, n, p], y[f, n, p]
+                wide = g[p * width:p * width + out_width]
+                for q in range(out_width):
+                    value = g_row[q] if (not relu or y_row[q] > 0) else 0
+                    wide[q] = value
+                    bias_sums[q] += value
+            for c in range(channels):
+                x0, x1, x2, x3, x4, x5, x6, x7, x8 = _windows_3x3(padded[c, n].reshape(-1),
+                                                                  width, length)
+                s = sums[c]
+                s0, s1, s2, s3, s4, s5, s6, s7, s8 = s[0], s[1], s[2], s[3], s[4], s[5], s[6], \
+                    s[7], s[8]
+                for k in range(length):
+                    gk = g[k]
+                    s0[k] += gk * x0[k]
+                    s1[k] += gk * x1[k]
+                    s2[k] += gk * x2[k]
+                    s3[k] += gk * x3[k]
+                    s4[k] += gk * x4[k]
+                    s5[k] += gk * x5[k]
+                    s6[k] += gk * x6[k]
+                    s7[k] += gk * x7[k]
+                    s8[k] += gk * x8[k]
+        gb[f] = bias_sums.sum()
+        for c in range(channels):
+            for t in range(9):
+                gw[f, c, t // 3, t % 3] = sums[c, t].sum()
+
+
+def direct_kernel_gradient(padded, gy, y, relu: bool, gw, gb) -> None:
+    """3 × 3 kernels: ∂L/∂W and ∂L/∂b in one pass over G, the ReLU's mask applied on the way;
+    other sizes run the reference."""
+    if gw.shape[2:] != (3, 3):
+        return reference.direct_kernel_gradient(padded, gy, y, relu, gw, gb)
+    _direct_kernel_gradient_3x3(padded, gy, gy if y is None else y, relu, gw, gb)

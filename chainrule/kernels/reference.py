@@ -77,3 +77,125 @@ def running_max(slices, track: bool):
             np.copyto(index, k, where=np.greater(candidate, best))
         np.maximum(best, candidate, out=best)
     return best, index
+
+
+# -- Winograd F(2 × 2, 3 × 3) tile transforms (see chainrule.ops.nn_winograd) ------------------
+#
+# Tiles are 4 × 4 windows at stride 2; out[4a + b] holds entry (a, b) of each tile's transform.
+# The 16 entries are stored far apart (one matrix each, for the products between the
+# transforms); :func:`tile_buffer` staggers them. Each transform is applied along one axis,
+# then the other, with the additions in the order written here (the compiled kernels repeat
+# it, so float32 results agree bit for bit).
+
+
+def tile_buffer(count: int, dtype, xp=np):
+    """An empty (16, count) array whose 16 rows start 256 bytes apart modulo 4 KiB.
+
+    Rows a multiple of 4 KiB apart fall into the same L1 cache sets (and alias in the CPU's
+    store buffer): a kernel that writes or reads all 16 at once then runs ~5× slower.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    stride = -(-count * itemsize // 4096) * 4096 + 256  # bytes from one row to the next
+    rows = xp.empty((16, stride // itemsize), dtype=dtype)
+    return rows[:, :count]
+
+
+def winograd_input_tiles(padded, out) -> None:
+    """V = Bᵀ d B for every tile d of ``padded`` (C, N, 2·TY + 2, 2·TX + 2), written to ``out``
+    (16, C, N, TY, TX). Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]]."""
+    ty, tx = out.shape[-2:]
+    rows = [padded[..., r:r + 2 * ty:2, :] for r in range(4)]  # row r of every tile
+    for a, combined in enumerate(_b_transposed(*rows)):
+        columns = [combined[..., s:s + 2 * tx:2] for s in range(4)]
+        for b, value in enumerate(_b_transposed(*columns)):
+            out[4 * a + b] = value
+
+
+def _b_transposed(d0, d1, d2, d3):
+    """Bᵀ applied along one axis: (d0 − d2, d1 + d2, d2 − d1, d1 − d3)."""
+    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
+def winograd_output_tiles(m, y, bias, relu: bool) -> None:
+    """y = Aᵀ M A (+ bias) (then max(0, ·) if ``relu``) for every tile M of ``m``
+    (16, F, N, TY, TX), written to ``y`` (F, N, OH, OW), OH ≤ 2·TY, OW ≤ 2·TX (the rest is
+    dropped). ``bias`` is an (F,) vector or None. Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]."""
+    rows = [_a_transposed(*(m[4 * a + b] for b in range(4))) for a in range(4)]
+    for j in range(2):
+        for i, value in enumerate(_a_transposed(*(rows[a][j] for a in range(4)))):
+            if bias is not None:
+                value = value + bias.reshape(-1, 1, 1, 1)
+            if relu:
+                value = np.maximum(value, 0)
+            block = y[:, :, i::2, j::2]
+            block[...] = value[:, :, : block.shape[2], : block.shape[3]]
+
+
+def _a_transposed(m0, m1, m2, m3):
+    """Aᵀ applied along one axis: (m1 + m2 + m0, m1 − m2 − m3)."""
+    return m1 + m2 + m0, m1 - m2 - m3
+
+
+def winograd_gradient_tiles(gy, out) -> None:
+    """A g Aᵀ for every 2 × 2 tile g of ``gy`` (F, N, OH, OW), zero-extended to
+    (2·TY, 2·TX), written to ``out`` (16, F, N, TY, TX): the gradient of the products M of
+    :func:`winograd_output_tiles`. A g spreads (g0, g1) to (g0, g0 + g1, g0 − g1, −g1)."""
+    f, n, ty, tx = out.shape[1:]
+    full = np.zeros((f, n, 2 * ty, 2 * tx), dtype=gy.dtype)
+    full[:, :, : gy.shape[2], : gy.shape[3]] = gy
+    for a, combined in enumerate(_a(full[:, :, 0::2], full[:, :, 1::2])):
+        for b, value in enumerate(_a(combined[..., 0::2], combined[..., 1::2])):
+            out[4 * a + b] = value
+
+
+def _a(g0, g1):
+    """A applied along one axis: (g0, g0 + g1, g0 − g1, −g1)."""
+    return g0, g0 + g1, g0 - g1, -g1
+
+
+def winograd_input_gradient(dv, padded) -> None:
+    """Adds B dV Bᵀ of every tile dV of ``dv`` (16, C, N, TY, TX) onto the 4 × 4 window of
+    ``padded`` (C, N, 2·TY + 2, 2·TX + 2) that the tile came from (overlapping windows add
+    up): the gradient of :func:`winograd_input_tiles`. B spreads (v0, v1, v2, v3) to
+    (v0, v1 − v2 + v3, v1 + v2 − v0, −v3)."""
+    ty, tx = dv.shape[-2:]
+    rows = [_b(*(dv[4 * a + b] for b in range(4))) for a in range(4)]
+    for s in range(4):
+        for r, value in enumerate(_b(*(rows[a][s] for a in range(4)))):
+            padded[..., r:r + 2 * ty:2, s:s + 2 * tx:2] += value
+
+
+def _b(v0, v1, v2, v3):
+    """B applied along one axis: (v0, v1 − v2 + v3, v1 + v2 − v0, −v3)."""
+    return v0, v1 - v2 + v3, v1 + v2 - v0, -v3
+
+
+# -- direct convolution, for inputs with few channels (see chainrule.ops.nn_conv_direct) ------
+
+
+def direct_correlate(padded, weights, bias, relu: bool, y) -> None:
+    """y[f, n] = Σ_{c,i,j} W[f, c, i, j] · x[c, n, i:i + OH, j:j + OW] + b[f] (then max(0, ·)
+    if ``relu``), the taps summed in (c, i, j) order from zero; ``padded`` is the padded
+    input, (C, N, Hp + 1, Wp) with a spare zero row, ``y`` the (F, N, OH, OW) output (stride 1,
+    no dilation)."""
+    filters, count, out_height, out_width = y.shape
+    total = np.zeros(y.shape, dtype=y.dtype)
+    for c, i, j in np.ndindex(*weights.shape[1:]):
+        window = padded[c, None, :, i:i + out_height, j:j + out_width]
+        total += weights[:, c, i, j].reshape(-1, 1, 1, 1) * window
+    total += bias.reshape(-1, 1, 1, 1)
+    if relu:
+        np.maximum(total, 0, out=total)
+    y[...] = total
+
+
+def direct_kernel_gradient(padded, gy, y, relu: bool, gw, gb) -> None:
+    """∂L/∂W[f, c, i, j] = Σ_{n,p,q} G[f, n, p, q] · x[c, n, p + i, q + j] and ∂L/∂b = Σ G into
+    ``gw`` (F, C, kh, kw) and ``gb`` (F,), where G = ``gy`` ⊙ [y > 0] if ``relu`` else ``gy``.
+    (The sums run in another order than the compiled kernel's: they agree to rounding.)"""
+    filters, count, out_height, out_width = gy.shape
+    g = np.where(y > 0, gy, 0).astype(gy.dtype) if relu else gy
+    for c, i, j in np.ndindex(*gw.shape[1:]):
+        window = padded[c, :, i:i + out_height, j:j + out_width]
+        gw[:, c, i, j] = np.einsum("fnpq,npq->f", g, window)
+    gb[...] = g.sum(axis=(1, 2, 3))

@@ -34,7 +34,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chainrule import kernels
 from chainrule.autograd.function import Function
+from chainrule.ops import nn_conv_direct, nn_winograd
 from chainrule.ops.elementwise import relu_gradient
 from chainrule.tensor import Tensor
 
@@ -44,6 +46,15 @@ from chainrule.tensor import Tensor
 #: 16 MB (a handful of chunks per layer) costs ~25% on an idle machine and is 3× faster on a
 #: busy one (bench/conv.py).
 CHUNK_BYTES = 16 * 2**20
+
+#: How convolutions are computed: "auto" (the fastest that applies, see :func:`algorithm_for`),
+#: or one of ALGORITHMS wherever it applies (the tests set each in turn).
+ALGORITHM = "auto"
+ALGORITHMS = ("im2col", "winograd", "direct")
+
+#: Fewest input channels for which "auto" picks Winograd: its 16 products have C as their inner
+#: dimension, and BLAS runs them slowly when it is small (a first layer with 1 or 3 channels).
+WINOGRAD_MIN_CHANNELS = 16
 
 
 # -- geometry ------------------------------------------------------------------------------------
@@ -280,6 +291,35 @@ def channels_first(a):
 # -- the op --------------------------------------------------------------------------------------
 
 
+def algorithm_for(g: ConvGeometry, x) -> str:
+    """How to compute the convolution of geometry ``g`` on ``x``: "im2col", "winograd" or
+    "direct".
+
+    With the compiled kernels, "auto" picks, for 3 × 3 stride-1 kernels without dilation,
+
+    * direct sums where C·kh·kw ≤ 27 (:mod:`chainrule.ops.nn_conv_direct`),
+    * Winograd with at least :data:`WINOGRAD_MIN_CHANNELS` input channels
+      (:mod:`chainrule.ops.nn_winograd`),
+
+    and im2col for everything else; with the NumPy kernels always im2col (the other two are
+    slower than its copies and products there). A forced choice that does not apply to the
+    geometry falls back to im2col.
+    """
+    if ALGORITHM != "auto" and ALGORITHM not in ALGORITHMS:
+        raise ValueError(f"conv2d: ALGORITHM must be 'auto' or one of {ALGORITHMS}, "
+                         f"got {ALGORITHM!r}")
+    fits = {"direct": nn_conv_direct.applies(g), "winograd": nn_winograd.applies(g)}
+    if ALGORITHM != "auto":
+        return ALGORITHM if fits.get(ALGORITHM) else "im2col"
+    if kernels.select(x) is kernels.reference:
+        return "im2col"
+    if nn_conv_direct.preferred(g):
+        return "direct"
+    if fits["winograd"] and g.channels >= WINOGRAD_MIN_CHANNELS:
+        return "winograd"
+    return "im2col"
+
+
 def correlate(x_cn, kernel, g: ConvGeometry, bias=None, each_chunk=None, relu=False):
     """The convolution of ``x_cn`` (C, N, H, W) as an (F, N, OH, OW) array, chunk by chunk.
 
@@ -322,6 +362,10 @@ class Conv2d(Function):
     Forward:  Y = W @ im2col(x) + b, one matrix product per chunk of the batch.
     Backward: ∂L/∂b = Σ G, and
 
+    * :func:`algorithm_for` may choose Winograd's F(2 × 2, 3 × 3) for 3 × 3 kernels
+      (:mod:`chainrule.ops.nn_winograd`), forward and backward, or direct sums for inputs with
+      few channels (:mod:`chainrule.ops.nn_conv_direct`), whose kernel gradient is one pass
+      over G when x needs no gradient;
     * stride 1: ∂L/∂x is the correlation of G, padded by the kernel's span, with the kernel
       flipped in space and its channel axes exchanged (the transposed convolution); the same
       im2col of G gives ∂L/∂W = x @ im2col(G)ᵀ. Two products with K = F·kh·kw, which BLAS runs
@@ -344,16 +388,26 @@ class Conv2d(Function):
         dtype = self.dtype = np.result_type(x.dtype, w.dtype)
         g = self.geometry = conv_geometry(x.shape, w.shape, self.stride, self.padding,
                                           self.dilation, dtype.itemsize)
+        self.algorithm = algorithm_for(g, x)
+        if self.algorithm != "im2col":
+            module = nn_winograd if self.algorithm == "winograd" else nn_conv_direct
+            return channels_first(module.forward(channels_first(x), w, g, b, relu=self.relu))
         kernel = w.reshape(g.filters, g.patch).astype(dtype, copy=False)
         return channels_first(correlate(channels_first(x), kernel, g, b, relu=self.relu))
 
     def backward(self, gy):
         x, w = self.inputs[0], self.inputs[1]
+        if self.algorithm == "direct" and not x.requires_grad:
+            return self._direct_kernel_gradient(gy.data, x.data)
         if self.relu:  # first order only (differentiable_backward is False): raw arrays
             gy = relu_gradient(gy, self._output_arrays[0])
         gy_cn = channels_first(gy.data)
         gx = gw = None
-        if x.requires_grad and self.geometry.stride == (1, 1):
+        if self.algorithm == "winograd":
+            gx, gw = nn_winograd.backward(gy_cn, channels_first(x.data), w.data, self.geometry,
+                                          x.requires_grad, w.requires_grad)
+            gx = None if gx is None else channels_first(gx)
+        elif x.requires_grad and self.geometry.stride == (1, 1):
             gx, gw = self._transposed_correlation(gy_cn, x.data, w.data, w.requires_grad)
         else:
             if x.requires_grad:
@@ -364,6 +418,16 @@ class Conv2d(Function):
         if len(self.inputs) == 3:
             need_b = self.inputs[2].requires_grad
             grads.append(Tensor(gy_cn.sum(axis=(1, 2, 3), dtype=self.dtype)) if need_b else None)
+        return tuple(grads)
+
+    def _direct_kernel_gradient(self, gy, x):
+        """(None, ∂L/∂W, ∂L/∂b) in one pass over G, the ReLU's mask applied on the way."""
+        y = channels_first(self._output_arrays[0]) if self.relu else None
+        gw, gb = nn_conv_direct.kernel_gradient(channels_first(gy), channels_first(x), y,
+                                                self.geometry, self.relu)
+        grads = [None, Tensor(gw) if self.inputs[1].requires_grad else None]
+        if len(self.inputs) == 3:
+            grads.append(Tensor(gb) if self.inputs[2].requires_grad else None)
         return tuple(grads)
 
     def _kernel_gradient(self, gy_cn, x):

@@ -120,3 +120,91 @@ def test_arrays_numba_cannot_take_get_the_reference(monkeypatch):
         assert kernels.select(np.zeros(3).view(NotNumPy)) is reference
     finally:
         kernels.use(previous)
+
+
+# -- Winograd tile transforms and direct convolution: compiled against the reference ------------
+
+needs_numba = pytest.mark.skipif("numba" not in kernels.available(),
+                                 reason="the compiled kernels need Numba ([fast] extra)")
+
+
+def tiles(rows, count, ty, tx, dtype):
+    """A staggered (16, rows, count, TY, TX) tile array, as chainrule.ops.nn_winograd makes."""
+    flat = reference.tile_buffer(rows * count * ty * tx, dtype)
+    return flat.reshape(16, rows, count, ty, tx)
+
+
+def test_tile_buffer_staggers_its_rows_off_4_kib_multiples():
+    for count, dtype in [(1, np.float32), (1024, np.float32), (1000, np.float64)]:
+        rows = reference.tile_buffer(count, dtype)
+        assert rows.shape == (16, count) and rows.flags.writeable
+        offsets = {(rows.strides[0] * k) % 4096 for k in range(16)}
+        assert len(offsets) == 16  # 16 different positions within a 4 KiB page
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [(6, 6), (7, 5)])  # even and odd outputs
+def test_winograd_transforms_match_the_reference_bit_for_bit(size, dtype, rng):
+    from chainrule.kernels import compiled
+    channels, filters, count = 3, 4, 2
+    ty, tx = (-(-s // 2) for s in size)
+    padded = rng.standard_normal((channels, count, 2 * ty + 2, 2 * tx + 2)).astype(dtype)
+    m = tiles(filters, count, ty, tx, dtype)
+    m[...] = rng.standard_normal(m.shape)
+    gy = rng.standard_normal((filters, count, *size)).astype(dtype)
+    bias = rng.standard_normal(filters).astype(dtype)
+    results = {}
+    for module in (reference, compiled):
+        v, gm, gv = (tiles(rows, count, ty, tx, dtype) for rows in (channels, filters, channels))
+        module.winograd_input_tiles(padded, v)
+        y = {}
+        for with_bias, relu in [(False, False), (True, True)]:
+            y[relu] = np.full((filters, count, *size), np.nan, dtype)
+            module.winograd_output_tiles(m, y[relu], bias if with_bias else None, relu)
+        module.winograd_gradient_tiles(gy, gm)
+        gv[...] = v  # any tile values will do
+        gx = np.zeros_like(padded)
+        module.winograd_input_gradient(gv, gx)
+        results[module] = [v, y[False], y[True], gm, gx]
+    for name, expected, got in zip(("V", "y", "relu(y + b)", "∂M", "∂d"), results[reference],
+                                   results[compiled]):
+        np.testing.assert_array_equal(got, expected, err_msg=name)
+    assert not np.isnan(results[compiled][1]).any()  # every output written
+    assert (results[compiled][2] == 0).any()
+
+
+@needs_numba
+def test_winograd_kernels_refuse_tile_arrays_they_would_copy(rng):
+    from chainrule.kernels import compiled
+    v = np.zeros((3, 1, 2, 16, 2)).transpose(3, 0, 1, 2, 4)[..., :1, :]  # rows not contiguous
+    with pytest.raises(ValueError, match="winograd kernels: tile array"):
+        compiled.winograd_input_tiles(np.zeros((3, 2, 4, 4)), v)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel", [(3, 3), (2, 4)])  # compiled, and the reference's fall-back
+def test_direct_convolution_matches_the_reference(kernel, dtype, rng):
+    from chainrule.kernels import compiled
+    channels, count, filters, (kh, kw) = 2, 3, 4, kernel
+    out_height, out_width = 5, 6
+    padded = np.zeros((channels, count, out_height + kh, out_width + kw - 1), dtype)
+    padded[:, :, :-1] = rng.standard_normal(padded[:, :, :-1].shape)  # last row: the spare
+    weights = rng.standard_normal((filters, channels, kh, kw)).astype(dtype)
+    bias = rng.standard_normal(filters).astype(dtype)
+    gy = rng.standard_normal((filters, count, out_height, out_width)).astype(dtype)
+    for relu in (False, True):
+        expected, got = (np.empty((filters, count, out_height, out_width), dtype)
+                         for _ in range(2))
+        reference.direct_correlate(padded, weights, bias, relu, expected)
+        compiled.direct_correlate(padded, weights, bias, relu, got)
+        np.testing.assert_array_equal(got, expected)  # the same sums in the same order
+        grads = []
+        for module in (reference, compiled):
+            gw, gb = np.empty_like(weights), np.empty_like(bias)
+            module.direct_kernel_gradient(padded, gy, expected if relu else None, relu, gw, gb)
+            grads.append((gw, gb))
+        tolerance = 1e-5 if dtype == np.float32 else 1e-12  # sums in another order
+        for expected_grad, got_grad in zip(*grads):
+            np.testing.assert_allclose(got_grad, expected_grad, rtol=tolerance, atol=tolerance)

@@ -1,0 +1,159 @@
+"""conv2d's three algorithms (im2col, Winograd F(2 × 2, 3 × 3), direct sums), each forced in turn
+and run with each kernel set: PyTorch parity of outputs and every gradient, fused ReLU, first
+layers, chunks, gradcheck, and what "auto" picks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import functional as F
+from chainrule import kernels
+from chainrule.ops import nn_conv, nn_conv_direct, nn_winograd
+from tests.ops.test_nn_conv import torch_conv
+from tests.torch_helpers import require_torch
+
+torch = require_torch()
+
+pytestmark = pytest.mark.usefixtures("each_kernels")
+
+# stride-1 geometries, where every algorithm applies: (x shape, kernel shape, padding)
+CASES = {
+    "3x3 pad 1": ((2, 3, 7, 6), (4, 3, 3, 3), 1),
+    "3x3 valid, odd output": ((2, 2, 8, 7), (3, 2, 3, 3), 0),
+    "3x3 explicit ((2, 0), (1, 2))": ((2, 3, 5, 5), (2, 3, 3, 3), ((2, 0), (1, 2))),
+    "3x3 padding wider than the kernel": ((1, 2, 4, 3), (3, 2, 3, 3), 3),
+    "3x3 one pixel": ((2, 2, 1, 1), (3, 2, 3, 3), 1),
+    "3x3 many channels": ((3, 17, 6, 6), (5, 17, 3, 3), 1),
+    "5x3 same": ((2, 2, 6, 5), (3, 2, 5, 3), "same"),
+}
+
+
+@pytest.fixture(params=nn_conv.ALGORITHMS)
+def algorithm(request, monkeypatch):
+    monkeypatch.setattr(nn_conv, "ALGORITHM", request.param)
+    return request.param
+
+
+def expected_algorithm(algorithm, w_shape):
+    return "im2col" if algorithm == "winograd" and w_shape[2:] != (3, 3) else algorithm
+
+
+def run_both(arrays, padding, dtype, relu=False, need_x=True):
+    x, w, b = arrays
+    ours = [cr.tensor(x, dtype=dtype, requires_grad=need_x)] + \
+        [cr.tensor(a, dtype=dtype, requires_grad=True) for a in (w, b)]
+    theirs = [torch.tensor(x.astype(dtype), requires_grad=need_x)] + \
+        [torch.tensor(a.astype(dtype), requires_grad=True) for a in (w, b)]
+    y = F.conv2d(*ours, padding=padding, relu=relu)
+    algorithm = y._node.algorithm  # (backward frees the node's state)
+    ty = torch_conv(*theirs, 1, padding, 1)
+    ty = torch.relu(ty) if relu else ty
+    gy = np.random.default_rng(1).standard_normal(ty.shape).astype(dtype)
+    y.backward(cr.tensor(gy, dtype=dtype))
+    ty.backward(torch.tensor(gy))
+    return algorithm, [y] + [t.grad for t in ours], [ty] + [t.grad for t in theirs]
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("need_x", [True, False])
+@pytest.mark.parametrize("case", list(CASES))
+def test_parity_with_torch_float64(algorithm, case, need_x, relu, rng):
+    x_shape, w_shape, padding = CASES[case]
+    arrays = [rng.standard_normal(s) for s in (x_shape, w_shape, (w_shape[0],))]
+    used, ours, theirs = run_both(arrays, padding, "float64", relu, need_x)
+    assert used == expected_algorithm(algorithm, w_shape)
+    for name, a, t in zip(("y", "gx", "gw", "gb"), ours, theirs):
+        if t is None:
+            assert a is None, name
+            continue
+        np.testing.assert_allclose(a.numpy(), t.detach().numpy(), rtol=1e-10, atol=1e-10,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_parity_float32_lenet_sized(algorithm, relu, rng):
+    x = rng.standard_normal((6, 16, 14, 14)).astype(np.float32)
+    w = (rng.standard_normal((8, 16, 3, 3)) * 0.2).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    used, ours, theirs = run_both([x, w, b], 1, "float32", relu)
+    assert used == algorithm
+    for name, a, t in zip(("y", "gx", "gw", "gb"), ours, theirs):
+        assert a.dtype == np.float32, name
+        np.testing.assert_allclose(a.numpy(), t.detach().numpy(), rtol=1e-4, atol=1e-4,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("case", ["3x3 pad 1", "3x3 valid, odd output", "5x3 same"])
+def test_gradcheck(algorithm, case, rng):
+    x_shape, w_shape, padding = CASES[case]
+    inputs = [cr.tensor(rng.standard_normal(s), dtype="float64", requires_grad=True)
+              for s in ((1, 2) + x_shape[2:], (2, 2) + w_shape[2:], (2,))]
+    for relu in (False, True):
+        assert cr.gradcheck(
+            lambda x, w, b, relu=relu: F.conv2d(x, w, b, padding=padding, relu=relu), inputs)
+
+
+@pytest.mark.parametrize("samples_per_chunk", [1, 2])
+def test_winograd_chunks_give_the_same_result(samples_per_chunk, monkeypatch, rng):
+    monkeypatch.setattr(nn_conv, "ALGORITHM", "winograd")
+    x_shape, w_shape, padding = CASES["3x3 valid, odd output"]
+    x_shape = (5,) + x_shape[1:]  # 5 samples: the last chunk is smaller
+    tiles = 16 * 3 * 3 * (x_shape[1] + w_shape[0]) * 8  # one sample's tile bytes (float64)
+    monkeypatch.setattr(nn_winograd, "CHUNK_BYTES", samples_per_chunk * tiles)
+    arrays = [rng.standard_normal(s) for s in (x_shape, w_shape, (w_shape[0],))]
+    _, ours, theirs = run_both(arrays, padding, "float64", relu=True)
+    for a, t in zip(ours, theirs):
+        np.testing.assert_allclose(a.numpy(), t.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_winograd_keeps_float32_within_a_few_ulps_of_im2col(monkeypatch, rng):
+    x = rng.standard_normal((4, 32, 14, 14)).astype(np.float32)
+    w = (rng.standard_normal((16, 32, 3, 3)) * 0.1).astype(np.float32)
+    outputs = {}
+    for algorithm in ("im2col", "winograd"):
+        monkeypatch.setattr(nn_conv, "ALGORITHM", algorithm)
+        outputs[algorithm] = F.conv2d(cr.tensor(x), cr.tensor(w), padding=1).numpy()
+    exact = F.conv2d(cr.tensor(x, dtype="float64"), cr.tensor(w, dtype="float64"),
+                     padding=1).numpy()
+    scale = np.abs(exact).max()
+    for algorithm, y in outputs.items():
+        assert np.abs(y - exact).max() < 2e-6 * scale, algorithm
+
+
+@pytest.mark.parametrize("shape,stride,dilation,expected", [
+    ((8, 1, 28, 28, 32), 1, 1, "direct"),        # a first layer on grey images
+    ((8, 3, 32, 32, 16), 1, 1, "direct"),        # ... and on RGB images
+    ((8, 32, 14, 14, 64), 1, 1, "winograd"),
+    ((8, 8, 14, 14, 16), 1, 1, "im2col"),        # too few channels for Winograd's products
+    ((8, 32, 14, 14, 64), 2, 1, "im2col"),
+    ((8, 32, 14, 14, 64), 1, 2, "im2col"),
+])
+def test_auto_picks_by_geometry_and_kernels(shape, stride, dilation, expected, monkeypatch):
+    monkeypatch.setattr(nn_conv, "ALGORITHM", "auto")
+    n, c, h, w, f = shape
+    g = nn_conv.conv_geometry((n, c, h, w), (f, c, 3, 3), stride, 1, dilation)
+    x = np.zeros((n, c, h, w), np.float32)
+    compiled = kernels.active() == "numba"
+    assert nn_conv.algorithm_for(g, x) == (expected if compiled else "im2col")
+
+
+def test_forced_algorithms_fall_back_where_they_do_not_apply(monkeypatch):
+    g = nn_conv.conv_geometry((2, 3, 9, 9), (4, 3, 3, 3), 2, 1, 1)
+    x = np.zeros((2, 3, 9, 9))
+    for algorithm in ("winograd", "direct"):
+        monkeypatch.setattr(nn_conv, "ALGORITHM", algorithm)
+        assert nn_conv.algorithm_for(g, x) == "im2col"
+    monkeypatch.setattr(nn_conv, "ALGORITHM", "fft")
+    with pytest.raises(ValueError, match="conv2d: ALGORITHM must be 'auto' or one of"):
+        nn_conv.algorithm_for(g, x)
+
+
+def test_direct_is_preferred_only_for_small_3x3_patches():
+    def geometry(c, k):
+        return nn_conv.conv_geometry((1, c, 8, 8), (2, c, k, k), 1, 1, 1)
+    assert nn_conv_direct.preferred(geometry(3, 3))
+    assert not nn_conv_direct.preferred(geometry(4, 3))  # 36 taps
+    assert not nn_conv_direct.preferred(geometry(1, 5))  # the compiled kernel is 3 × 3 only
+    assert nn_conv_direct.applies(geometry(1, 5))

@@ -14,7 +14,7 @@ from numba import njit
 from chainrule.kernels import reference
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _momentum_update(param, buffer, grad, momentum, learning_rate):
     for i in range(param.size):
         b = buffer[i] * momentum + grad[i]
@@ -30,7 +30,7 @@ def momentum_update(param, buffer, grad, momentum, learning_rate) -> None:
                      learning_rate)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _scaled_subtract(param, direction, scale):
     for i in range(param.size):
         param[i] -= direction[i] * scale
@@ -43,7 +43,7 @@ def scaled_subtract(param, direction, scale, work) -> None:
     _scaled_subtract(param.reshape(-1), direction.reshape(-1), scale)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _max_pool_2x2(planes, best, index):
     count, out_height, out_width = best.shape
     for p in range(count):
@@ -67,7 +67,7 @@ def _max_pool_2x2(planes, best, index):
                 argmax[c] = at
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _max_pool_2x2_backward(gy, index, gx):
     count, out_height, out_width = gy.shape
     for p in range(count):
@@ -121,7 +121,7 @@ def _tile_rows(tiles):
     return flat
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _winograd_input_tiles(padded, out, ty_count, tx_count):
     channels, count = padded.shape[:2]
     for p in range(channels * count):
@@ -153,7 +153,7 @@ def winograd_input_tiles(padded, out) -> None:
     _winograd_input_tiles(padded, _tile_rows(out), out.shape[3], out.shape[4])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _winograd_output_tiles(m, y, bias, has_bias, relu):
     filters, count, out_height, out_width = y.shape
     ty_count, tx_count = (out_height + 1) // 2, (out_width + 1) // 2
@@ -196,85 +196,93 @@ def winograd_output_tiles(m, y, bias, relu: bool) -> None:
     _winograd_output_tiles(_tile_rows(m), y, bias, has_bias, relu)
 
 
-@njit(cache=True)
-def _winograd_gradient_tiles(gy, out, ty_count, tx_count, zero):
+@njit(cache=True, nogil=True)
+def _winograd_gradient_tiles(gy, y, relu, out, bias_grad, ty_count, tx_count, zero):
     filters, count, out_height, out_width = gy.shape
-    for fn in range(filters * count):
-        f, n = fn // count, fn % count
-        plane = gy[f, n]
-        for ty in range(ty_count):
-            i = 2 * ty
-            first = ((f * count + n) * ty_count + ty) * tx_count
-            for tx in range(tx_count):
-                j, t = 2 * tx, first + tx
-                g00 = plane[i, j]
-                g01 = plane[i, j + 1] if j + 1 < out_width else zero
-                g10 = plane[i + 1, j] if i + 1 < out_height else zero
-                g11 = plane[i + 1, j + 1] if (i + 1 < out_height and j + 1 < out_width) \
-                    else zero
-                # A along the rows: (g0, g0 + g1, g0 − g1, −g1), then along the columns
-                _spread(g00, g01, out, 0, t)
-                _spread(g00 + g10, g01 + g11, out, 4, t)
-                _spread(g00 - g10, g01 - g11, out, 8, t)
-                _spread(-g10, -g11, out, 12, t)
+    for f in range(filters):
+        total = zero
+        for n in range(count):
+            g, kept = gy[f, n], y[f, n]
+            for ty in range(ty_count):
+                i = 2 * ty
+                first = ((f * count + n) * ty_count + ty) * tx_count
+                for tx in range(tx_count):
+                    j, t = 2 * tx, first + tx
+                    inside_row, inside_column = i + 1 < out_height, j + 1 < out_width
+                    g00 = _masked(g[i, j], kept[i, j], relu, zero)
+                    g01 = _masked(g[i, j + 1], kept[i, j + 1], relu, zero) if inside_column \
+                        else zero
+                    g10 = _masked(g[i + 1, j], kept[i + 1, j], relu, zero) if inside_row \
+                        else zero
+                    g11 = _masked(g[i + 1, j + 1], kept[i + 1, j + 1], relu, zero) \
+                        if inside_row and inside_column else zero
+                    total += g00 + g01 + g10 + g11
+                    # A along the rows: (g0, g0 + g1, g0 − g1, −g1), then along the columns
+                    _spread(g00, g01, out, 0, t)
+                    _spread(g00 + g10, g01 + g11, out, 4, t)
+                    _spread(g00 - g10, g01 - g11, out, 8, t)
+                    _spread(-g10, -g11, out, 12, t)
+        bias_grad[f] = total
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
+def _masked(g, y, relu, zero):
+    """g, or 0 where a fused ReLU's output y was not positive."""
+    return g if (not relu or y > 0) else zero
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _spread(h0, h1, out, k, t):
     out[k, t], out[k + 1, t], out[k + 2, t], out[k + 3, t] = h0, h0 + h1, h0 - h1, -h1
 
 
-def winograd_gradient_tiles(gy, out) -> None:
-    """A g Aᵀ of every 2 × 2 tile of the output gradient, in one pass (see the reference)."""
-    _winograd_gradient_tiles(gy, _tile_rows(out), out.shape[3], out.shape[4], gy.dtype.type(0))
+def winograd_gradient_tiles(gy, out, y=None, bias_grad=None) -> None:
+    """A G Aᵀ of every 2 × 2 tile of the output gradient (masked, summed), in one pass (see
+    the reference; the sums for ``bias_grad`` run in another order: equal to rounding)."""
+    bias_grad = np.empty(gy.shape[0], gy.dtype) if bias_grad is None else bias_grad
+    _winograd_gradient_tiles(gy, gy if y is None else y, y is not None, _tile_rows(out),
+                             bias_grad, out.shape[3], out.shape[4], gy.dtype.type(0))
 
 
-@njit(cache=True)
-def _winograd_input_gradient_values(dv, values):
-    for t in range(dv.shape[1]):
-        # B along the columns of each row a: (v0, v1 − v2 + v3, v1 + v2 − v0, −v3)
-        r00, r01, r02, r03 = dv[0, t], dv[1, t] - dv[2, t] + dv[3, t], \
-            dv[1, t] + dv[2, t] - dv[0, t], -dv[3, t]
-        r10, r11, r12, r13 = dv[4, t], dv[5, t] - dv[6, t] + dv[7, t], \
-            dv[5, t] + dv[6, t] - dv[4, t], -dv[7, t]
-        r20, r21, r22, r23 = dv[8, t], dv[9, t] - dv[10, t] + dv[11, t], \
-            dv[9, t] + dv[10, t] - dv[8, t], -dv[11, t]
-        r30, r31, r32, r33 = dv[12, t], dv[13, t] - dv[14, t] + dv[15, t], \
-            dv[13, t] + dv[14, t] - dv[12, t], -dv[15, t]
-        # then along the rows; values[4·r + s] is entry (r, s)
-        values[0, t], values[4, t], values[8, t], values[12, t] = \
-            r00, r10 - r20 + r30, r10 + r20 - r00, -r30
-        values[1, t], values[5, t], values[9, t], values[13, t] = \
-            r01, r11 - r21 + r31, r11 + r21 - r01, -r31
-        values[2, t], values[6, t], values[10, t], values[14, t] = \
-            r02, r12 - r22 + r32, r12 + r22 - r02, -r32
-        values[3, t], values[7, t], values[11, t], values[15, t] = \
-            r03, r13 - r23 + r33, r13 + r23 - r03, -r33
-
-
-@njit(cache=True)
-def _winograd_scatter(values, padded, ty_count, tx_count):
-    # the reference's order: entry (r, s) of all tiles at once, s outer, r inner
+@njit(cache=True, nogil=True)
+def _winograd_input_gradient(dv, padded, ty_count, tx_count):
     channels, count = padded.shape[:2]
     for p in range(channels * count):
         plane = padded[p // count, p % count]
-        for s in range(4):
-            for r in range(4):
-                k = 4 * r + s
-                for ty in range(ty_count):
-                    row = plane[2 * ty + r]
-                    first = (p * ty_count + ty) * tx_count
-                    for tx in range(tx_count):
-                        row[2 * tx + s] += values[k, first + tx]
+        for ty in range(ty_count):
+            r0, r1, r2, r3 = plane[2 * ty], plane[2 * ty + 1], plane[2 * ty + 2], \
+                plane[2 * ty + 3]
+            first = (p * ty_count + ty) * tx_count
+            for tx in range(tx_count):
+                j, t = 2 * tx, first + tx
+                # B along the columns of each row a: (v0, v1 − v2 + v3, v1 + v2 − v0, −v3)
+                a0, a1, a2, a3 = dv[0, t], dv[1, t] - dv[2, t] + dv[3, t], \
+                    dv[1, t] + dv[2, t] - dv[0, t], -dv[3, t]
+                b0, b1, b2, b3 = dv[4, t], dv[5, t] - dv[6, t] + dv[7, t], \
+                    dv[5, t] + dv[6, t] - dv[4, t], -dv[7, t]
+                c0, c1, c2, c3 = dv[8, t], dv[9, t] - dv[10, t] + dv[11, t], \
+                    dv[9, t] + dv[10, t] - dv[8, t], -dv[11, t]
+                d0, d1, d2, d3 = dv[12, t], dv[13, t] - dv[14, t] + dv[15, t], \
+                    dv[13, t] + dv[14, t] - dv[12, t], -dv[15, t]
+                # then along the rows, each result added onto the tile's window
+                _add_column(r0, r1, r2, r3, j, a0, b0, c0, d0)
+                _add_column(r0, r1, r2, r3, j + 1, a1, b1, c1, d1)
+                _add_column(r0, r1, r2, r3, j + 2, a2, b2, c2, d2)
+                _add_column(r0, r1, r2, r3, j + 3, a3, b3, c3, d3)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _add_column(r0, r1, r2, r3, j, v0, v1, v2, v3):
+    r0[j] += v0
+    r1[j] += v1 - v2 + v3
+    r2[j] += v1 + v2 - v0
+    r3[j] -= v3
 
 
 def winograd_input_gradient(dv, padded) -> None:
-    """B dV Bᵀ of every tile, added onto its window: the 16 entries of every tile first, then
-    added in the reference's order (so the sums of overlapping windows agree bit for bit)."""
-    rows = _tile_rows(dv)
-    values = reference.tile_buffer(rows.shape[1], rows.dtype)
-    _winograd_input_gradient_values(rows, values)
-    _winograd_scatter(values, padded, dv.shape[3], dv.shape[4])
+    """B dV Bᵀ of every tile added onto its window, tile after tile (the order the reference
+    reproduces, so the sums of overlapping windows agree bit for bit)."""
+    _winograd_input_gradient(_tile_rows(dv), padded, dv.shape[3], dv.shape[4])
 
 
 # -- direct convolution, for inputs with few channels ------------------------------------------
@@ -297,7 +305,7 @@ def _windows_3x3(plane, width, length):
             plane[2 * width + 2:2 * width + 2 + length])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _direct_correlate_3x3(padded, weights, bias, relu, y):
     channels, count, _, width = padded.shape
     filters, _, out_height, out_width = y.shape
@@ -337,7 +345,7 @@ def direct_correlate(padded, weights, bias, relu: bool, y) -> None:
     _direct_correlate_3x3(padded, weights, bias, relu, y)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _direct_kernel_gradient_3x3(padded, gy, y, relu, gw, gb):
     channels, count, _, width = padded.shape
     filters, _, out_height, out_width = gy.shape

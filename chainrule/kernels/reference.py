@@ -136,11 +136,19 @@ def _a_transposed(m0, m1, m2, m3):
     return m1 + m2 + m0, m1 - m2 - m3
 
 
-def winograd_gradient_tiles(gy, out) -> None:
-    """A g Aᵀ for every 2 × 2 tile g of ``gy`` (F, N, OH, OW), zero-extended to
-    (2·TY, 2·TX), written to ``out`` (16, F, N, TY, TX): the gradient of the products M of
-    :func:`winograd_output_tiles`. A g spreads (g0, g1) to (g0, g0 + g1, g0 − g1, −g1)."""
+def winograd_gradient_tiles(gy, out, y=None, bias_grad=None) -> None:
+    """A G Aᵀ for every 2 × 2 tile of G, zero-extended to (2·TY, 2·TX), written to ``out``
+    (16, F, N, TY, TX): the gradient of the products M of :func:`winograd_output_tiles`.
+    A spreads (g0, g1) to (g0, g0 + g1, g0 − g1, −g1).
+
+    G is ``gy`` (F, N, OH, OW), or gy ⊙ [y > 0] when the output ``y`` of a fused ReLU is
+    given; ``bias_grad`` (F,), if given, receives Σ G per filter.
+    """
     f, n, ty, tx = out.shape[1:]
+    if y is not None:
+        gy = np.where(y > 0, gy, 0).astype(gy.dtype, copy=False)
+    if bias_grad is not None:
+        bias_grad[...] = gy.sum(axis=(1, 2, 3))
     full = np.zeros((f, n, 2 * ty, 2 * tx), dtype=gy.dtype)
     full[:, :, : gy.shape[2], : gy.shape[3]] = gy
     for a, combined in enumerate(_a(full[:, :, 0::2], full[:, :, 1::2])):
@@ -160,9 +168,12 @@ def winograd_input_gradient(dv, padded) -> None:
     (v0, v1 − v2 + v3, v1 + v2 − v0, −v3)."""
     ty, tx = dv.shape[-2:]
     rows = [_b(*(dv[4 * a + b] for b in range(4))) for a in range(4)]
-    for s in range(4):
-        for r, value in enumerate(_b(*(rows[a][s] for a in range(4)))):
-            padded[..., r:r + 2 * ty:2, s:s + 2 * tx:2] += value
+    values = [_b(*(rows[a][s] for a in range(4))) for s in range(4)]  # values[s][r]
+    # entries in decreasing (r, s): each pixel then receives its (up to 4) tiles' values in the
+    # order of a loop over the tiles (what the compiled kernel runs), so the sums agree exactly
+    for r in reversed(range(4)):
+        for s in reversed(range(4)):
+            padded[..., r:r + 2 * ty:2, s:s + 2 * tx:2] += values[s][r]
 
 
 def _b(v0, v1, v2, v3):

@@ -399,15 +399,13 @@ class Conv2d(Function):
         x, w = self.inputs[0], self.inputs[1]
         if self.algorithm == "direct" and not x.requires_grad:
             return self._direct_kernel_gradient(gy.data, x.data)
+        if self.algorithm == "winograd":
+            return self._winograd_backward(gy.data, x, w)
         if self.relu:  # first order only (differentiable_backward is False): raw arrays
             gy = relu_gradient(gy, self._output_arrays[0])
         gy_cn = channels_first(gy.data)
         gx = gw = None
-        if self.algorithm == "winograd":
-            gx, gw = nn_winograd.backward(gy_cn, channels_first(x.data), w.data, self.geometry,
-                                          x.requires_grad, w.requires_grad)
-            gx = None if gx is None else channels_first(gx)
-        elif x.requires_grad and self.geometry.stride == (1, 1):
+        if x.requires_grad and self.geometry.stride == (1, 1):
             gx, gw = self._transposed_correlation(gy_cn, x.data, w.data, w.requires_grad)
         else:
             if x.requires_grad:
@@ -418,6 +416,19 @@ class Conv2d(Function):
         if len(self.inputs) == 3:
             need_b = self.inputs[2].requires_grad
             grads.append(Tensor(gy_cn.sum(axis=(1, 2, 3), dtype=self.dtype)) if need_b else None)
+        return tuple(grads)
+
+    def _winograd_backward(self, gy, x, w):
+        """All gradients from the Winograd tiles of G (the ReLU's mask applied on the way)."""
+        need_b = len(self.inputs) == 3 and self.inputs[2].requires_grad
+        relu_output = channels_first(self._output_arrays[0]) if self.relu else None
+        gx, gw, gb = nn_winograd.backward(channels_first(gy), channels_first(x.data), w.data,
+                                          self.geometry, x.requires_grad, w.requires_grad,
+                                          relu_output, need_b)
+        grads = [None if gx is None else Tensor(channels_first(gx)),
+                 None if gw is None else Tensor(gw)]
+        if len(self.inputs) == 3:
+            grads.append(None if gb is None else Tensor(gb))
         return tuple(grads)
 
     def _direct_kernel_gradient(self, gy, x):

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 #: Largest size in bytes of one chunk's tile matrices (V and M, or their gradients): small
 #: enough to stay in the L2/L3 caches between the transforms and the products.
-CHUNK_BYTES = 4 * 2**20
+CHUNK_BYTES = 2**20
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
@@ -57,8 +57,8 @@ def applies(g: ConvGeometry) -> bool:
 def kernel_transform(w, dtype):
     """U = G W Gᵀ of every (filter, channel) pair, as (16, F, C) in ``dtype`` (computed in
     float64)."""
-    u = np.einsum("ai,fcij,bj->abfc", G, w.astype(np.float64), G)
-    return np.ascontiguousarray(u.reshape(16, *w.shape[:2]), dtype=dtype)
+    u = G @ w.astype(np.float64) @ G.T  # (F, C, 4, 4)
+    return np.ascontiguousarray(u.reshape(*w.shape[:2], 16).transpose(2, 0, 1), dtype=dtype)
 
 
 class _Tiles:
@@ -117,6 +117,11 @@ def _products(left, right, out):
 def forward(x_cn, w, g: ConvGeometry, bias=None, relu: bool = False):
     """The convolution of ``x_cn`` (C, N, H, W) with ``w`` (F, C, 3, 3), as (F, N, OH, OW);
     ``bias`` (F,) and ``relu`` are applied in the output transform."""
+    with kernels.blas_threads(1):  # 16 small products a chunk: see kernels.blas_threads
+        return _forward(x_cn, w, g, bias, relu)
+
+
+def _forward(x_cn, w, g: ConvGeometry, bias, relu: bool):
     dtype = np.result_type(x_cn.dtype, w.dtype)
     module = kernels.select(x_cn)
     tiles = _Tiles(g, dtype)
@@ -130,18 +135,30 @@ def forward(x_cn, w, g: ConvGeometry, bias=None, relu: bool = False):
     return y
 
 
-def backward(gy_cn, x_cn, w, g: ConvGeometry, need_x: bool, need_w: bool):
-    """(∂L/∂x as (C, N, H, W) or None, ∂L/∂W as (F, C, 3, 3) or None) from ∂L/∂y (F, N, OH, OW)."""
+def backward(gy_cn, x_cn, w, g: ConvGeometry, need_x: bool, need_w: bool, relu_output=None,
+             need_b: bool = False):
+    """(∂L/∂x (C, N, H, W), ∂L/∂W (F, C, 3, 3), ∂L/∂b (F,)), each None unless asked for, from
+    ∂L/∂y (F, N, OH, OW); with ``relu_output`` (a fused ReLU's y), from ∂L/∂y ⊙ [y > 0]."""
+    with kernels.blas_threads(1):
+        return _backward(gy_cn, x_cn, w, g, need_x, need_w, relu_output, need_b)
+
+
+def _backward(gy_cn, x_cn, w, g: ConvGeometry, need_x, need_w, relu_output, need_b):
     dtype = np.result_type(gy_cn.dtype, w.dtype)
     module = kernels.select(gy_cn)
     tiles = _Tiles(g, dtype)
     u_t = np.ascontiguousarray(kernel_transform(w, dtype).transpose(0, 2, 1))  # (16, C, F)
     gu = np.zeros((16, g.filters, g.channels), dtype=dtype) if need_w else None
     gx_cn = np.empty((g.channels, g.batch, g.height, g.width), dtype=dtype) if need_x else None
+    gb = np.zeros(g.filters, dtype=dtype) if need_b else None
+    chunk_gb = np.empty(g.filters, dtype=dtype)
     for start, stop in tiles.chunks():
         count = stop - start
         gm = tiles.buffer("gm", g.filters, count)
-        module.winograd_gradient_tiles(gy_cn[:, start:stop], gm)
+        kept = None if relu_output is None else relu_output[:, start:stop]
+        module.winograd_gradient_tiles(gy_cn[:, start:stop], gm, kept, chunk_gb)
+        if need_b:
+            gb += chunk_gb
         gm_rows = gm.reshape(16, g.filters, -1)
         if need_w:
             v = tiles.input_tiles(module, x_cn, start, stop).reshape(16, g.channels, -1)
@@ -154,6 +171,6 @@ def backward(gy_cn, x_cn, w, g: ConvGeometry, need_x: bool, need_w: bool):
             gx_cn[:, start:stop] = tiles.interior(count, padded)
     gw = None
     if need_w:
-        gw = np.einsum("ai,abfc,bj->fcij", G, gu.reshape(4, 4, g.filters, g.channels), G)
-        gw = gw.astype(dtype, copy=False)
-    return gx_cn, gw
+        gu = gu.astype(np.float64).transpose(1, 2, 0).reshape(g.filters, g.channels, 4, 4)
+        gw = (G.T @ gu @ G).astype(dtype)  # ∂W = Gᵀ ∂U G
+    return gx_cn, gw, gb

@@ -163,15 +163,21 @@ def test_winograd_transforms_match_the_reference_bit_for_bit(size, dtype, rng):
             y[relu] = np.full((filters, count, *size), np.nan, dtype)
             module.winograd_output_tiles(m, y[relu], bias if with_bias else None, relu)
         module.winograd_gradient_tiles(gy, gm)
+        masked, bias_grad = tiles(filters, count, ty, tx, dtype), np.empty(filters, dtype)
+        module.winograd_gradient_tiles(gy, masked, y[True], bias_grad)
         gv[...] = v  # any tile values will do
         gx = np.zeros_like(padded)
         module.winograd_input_gradient(gv, gx)
-        results[module] = [v, y[False], y[True], gm, gx]
-    for name, expected, got in zip(("V", "y", "relu(y + b)", "∂M", "∂d"), results[reference],
-                                   results[compiled]):
+        results[module] = [v, y[False], y[True], gm, masked, gx, bias_grad]
+    for name, expected, got in zip(("V", "y", "relu(y + b)", "∂M", "∂M masked", "∂d"),
+                                   results[reference], results[compiled]):
         np.testing.assert_array_equal(got, expected, err_msg=name)
+    np.testing.assert_allclose(results[compiled][-1], results[reference][-1],  # other order
+                               rtol=1e-5, atol=1e-5)
+    masked_gy = np.where(results[compiled][2] > 0, gy, 0)
+    np.testing.assert_allclose(results[compiled][-1], masked_gy.sum(axis=(1, 2, 3)), rtol=1e-5)
     assert not np.isnan(results[compiled][1]).any()  # every output written
-    assert (results[compiled][2] == 0).any()
+    assert (results[compiled][2] == 0).any() and (results[compiled][2] > 0).any()
 
 
 @needs_numba

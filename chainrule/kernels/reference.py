@@ -210,3 +210,50 @@ def direct_kernel_gradient(padded, gy, y, relu: bool, gw, gb) -> None:
         window = padded[c, :, i:i + out_height, j:j + out_width]
         gw[:, c, i, j] = np.einsum("fnpq,npq->f", g, window)
     gb[...] = g.sum(axis=(1, 2, 3))
+
+
+# -- one LSTM time step (see chainrule.ops.nn_recurrent.LSTMSequence) ---------------------------
+
+
+def lstm_step_forward(z, gates, scale, shift, c_previous, c, tanh_c, h) -> None:
+    """The gates and states of one step from its pre-activations.
+
+    ``z`` (batch, 4u) holds h_{t−1}·U′ and ``gates`` the input part x_t·W′ + b′ (the i, f, o
+    columns halved, see :func:`chainrule.ops.nn_recurrent._lstm_gate_affine`). Writes, in
+    place: gates ← scale ⊙ tanh(z + gates) + shift = [i, f, ĉ, o];  c = f ⊙ c_{t−1} + i ⊙ ĉ;
+    tanh_c = tanh(c);  h = o ⊙ tanh_c. ``z`` is used as scratch.
+    """
+    xp = backend.get_array_module(z)
+    units = c.shape[-1]
+    z += gates
+    xp.tanh(z, out=z)
+    xp.multiply(z, scale, out=gates)
+    gates += shift
+    i, f, g, o = (gates[:, k * units:(k + 1) * units] for k in range(4))
+    xp.multiply(f, c_previous, out=c)
+    c += i * g
+    xp.tanh(c, out=tanh_c)
+    xp.multiply(o, tanh_c, out=h)
+
+
+def lstm_step_backward(dh, dc, gates, c_previous, tanh_c, dz) -> None:
+    """∂L/∂z of one step into ``dz`` (batch, 4u), and ∂L/∂c_{t−1} into ``dc`` (in place),
+    from ∂L/∂h_t (``dh``, all of it) and ∂L/∂c_t (``dc``):
+
+        ∂o = ∂h ⊙ tanh c      ∂c += ∂h ⊙ o ⊙ (1 − tanh² c)
+        ∂i = ∂c ⊙ ĉ    ∂f = ∂c ⊙ c_{t−1}    ∂ĉ = ∂c ⊙ i    ∂c_{t−1} = ∂c ⊙ f
+        ∂z = [∂i, ∂f, ∂ĉ, ∂o] ⊙ [σ(1 − σ) for i, f, o;  1 − ĉ² for ĉ]
+    """
+    xp = backend.get_array_module(dh)
+    units = dh.shape[-1]
+    i, f, g, o = (gates[:, k * units:(k + 1) * units] for k in range(4))
+    d_i, d_f, d_g, d_o = (dz[:, k * units:(k + 1) * units] for k in range(4))
+    xp.multiply(dh, tanh_c, out=d_o)
+    dc += (1 - tanh_c * tanh_c) * o * dh
+    xp.multiply(dc, g, out=d_i)
+    xp.multiply(dc, c_previous, out=d_f)
+    xp.multiply(dc, i, out=d_g)
+    dc *= f
+    slopes = (1 - gates) * gates
+    slopes[:, 2 * units:3 * units] = 1 - g * g
+    dz *= slopes

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chainrule import backend
+from chainrule import backend, kernels
 from chainrule.autograd.function import Function
 from chainrule.ops.elementwise import sigmoid, tanh
 from chainrule.ops.shape import split, stack
@@ -409,20 +409,11 @@ class LSTMSequence(_FusedSequence):
         c = xp.empty_like(h)
         tanh_c = xp.empty_like(h[1:])
         z = xp.empty((batch, 4 * units), dtype=x.dtype)
-        input_times_candidate = xp.empty_like(h0)
         h[0], c[0] = h0, c0
+        step = kernels.select(x).lstm_step_forward  # the elementwise work of a step, fused
         for t in range(steps):
             recurrent(h[t], out=z)
-            z += gates[t]
-            xp.tanh(z, out=z)
-            xp.multiply(z, scale, out=gates[t])
-            gates[t] += shift  # the gates [i, f, ĉ, o] of step t
-            i, f, g, o = (gates[t, :, k * units:(k + 1) * units] for k in range(4))
-            xp.multiply(f, c[t], out=c[t + 1])
-            xp.multiply(i, g, out=input_times_candidate)
-            c[t + 1] += input_times_candidate
-            xp.tanh(c[t + 1], out=tanh_c[t])
-            xp.multiply(o, tanh_c[t], out=h[t + 1])
+            step(z, gates[t], scale, shift, c[t], c[t + 1], tanh_c[t], h[t + 1])
         self.gates, self.h, self.c, self.tanh_c = gates, h, c, tanh_c
         return self._batch_major(h[1:]), h[steps].copy(), c[steps].copy()
 
@@ -431,35 +422,15 @@ class LSTMSequence(_FusedSequence):
         x, h0, c0, kernel, recurrent_kernel, _ = self.inputs
         xp = backend.get_array_module(g_h)
         gates, c, tanh_c = self.gates, self.c, self.tanh_c
-        steps, units = gates.shape[0], tanh_c.shape[-1]
+        steps = gates.shape[0]
         g_sequence_tm = g_sequence.transpose(1, 0, 2)
         recurrent_t = StepProduct(recurrent_kernel.data.T, g_h.shape[0])
         dz = xp.empty_like(gates)
         dh, dc = g_h.copy(), g_c.copy()
-        slopes, buffer = xp.empty_like(gates[0]), xp.empty_like(dh)
+        step = kernels.select(g_h).lstm_step_backward
         for t in reversed(range(steps)):
             dh += g_sequence_tm[t]
-            i, f, g, o = (gates[t, :, k * units:(k + 1) * units] for k in range(4))
-            d_i, d_f, d_g, d_o = (dz[t, :, k * units:(k + 1) * units] for k in range(4))
-            # h_t = o ⊙ tanh(c_t)
-            xp.multiply(dh, tanh_c[t], out=d_o)
-            xp.multiply(tanh_c[t], tanh_c[t], out=buffer)
-            xp.subtract(1, buffer, out=buffer)
-            buffer *= o
-            buffer *= dh
-            dc += buffer
-            # c_t = f ⊙ c_{t−1} + i ⊙ ĉ
-            xp.multiply(dc, g, out=d_i)
-            xp.multiply(dc, c[t], out=d_f)
-            xp.multiply(dc, i, out=d_g)
-            dc *= f
-            # through the activations: σ′ = σ(1 − σ) for i, f, o and tanh′ = 1 − ĉ² for ĉ
-            xp.subtract(1, gates[t], out=slopes)
-            slopes *= gates[t]
-            candidate_slope = slopes[:, 2 * units:3 * units]
-            xp.multiply(g, g, out=candidate_slope)
-            xp.subtract(1, candidate_slope, out=candidate_slope)
-            dz[t] *= slopes
+            step(dh, dc, gates[t], c[t], tanh_c[t], dz[t])
             recurrent_t(dz[t], out=dh)
         return (
             self._input_gradients(dz, kernel.data) if x.requires_grad else None,

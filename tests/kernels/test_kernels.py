@@ -214,3 +214,25 @@ def test_direct_convolution_matches_the_reference(kernel, dtype, rng):
         tolerance = 1e-5 if dtype == np.float32 else 1e-12  # sums in another order
         for expected_grad, got_grad in zip(*grads):
             np.testing.assert_allclose(got_grad, expected_grad, rtol=tolerance, atol=tolerance)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lstm_steps_match_the_reference_bit_for_bit(dtype, rng):
+    from chainrule.kernels import compiled
+    from chainrule.ops.nn_recurrent import _lstm_gate_affine
+    batch, units = 3, 5
+    scale, shift = _lstm_gate_affine(np, units, dtype)
+    z, gates = (rng.standard_normal((batch, 4 * units)).astype(dtype) for _ in range(2))
+    c_previous, dh, dc = (rng.standard_normal((batch, units)).astype(dtype) for _ in range(3))
+    results = []
+    for module in (reference, compiled):
+        step_gates, c, tanh_c, h = gates.copy(), *(np.empty_like(c_previous) for _ in range(3))
+        module.lstm_step_forward(z.copy(), step_gates, scale, shift, c_previous, c, tanh_c, h)
+        d_c, dz = dc.copy(), np.empty_like(gates)
+        module.lstm_step_backward(dh, d_c, step_gates, c_previous, tanh_c, dz)
+        results.append([step_gates, c, tanh_c, h, d_c, dz])
+    for name, expected, got in zip(("gates", "c", "tanh c", "h", "∂c_{t-1}", "∂z"), *results):
+        np.testing.assert_array_equal(got, expected, err_msg=name)
+    i, f, g = (results[0][0][:, k * units:(k + 1) * units] for k in range(3))
+    np.testing.assert_allclose(results[0][1], f * c_previous + i * g, rtol=1e-6)

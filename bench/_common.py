@@ -39,7 +39,8 @@ def import_torch():
 
 
 def alternate(workloads: dict[str, Callable[[], object]], repeats: int,
-              setup: Callable[[str], None] | None = None) -> dict[str, list[float]]:
+              setup: Callable[[str], None] | None = None,
+              after: Callable[[str, int], None] | None = None) -> dict[str, list[float]]:
     """Wall-clock seconds of each workload, ``repeats`` times, run in turn (A B C A B C ...).
 
     Args:
@@ -47,15 +48,19 @@ def alternate(workloads: dict[str, Callable[[], object]], repeats: int,
         repeats: how many times each runs.
         setup: called with the name before each timed run, outside the timing (to reset
             weights and optimizer state).
+        after: called with the name and the repeat's index after each timed run, outside the
+            timing (to evaluate what the run trained).
     """
     times: dict[str, list[float]] = {name: [] for name in workloads}
-    for _ in range(repeats):
+    for repeat in range(repeats):
         for name, work in workloads.items():
             if setup is not None:
                 setup(name)
             start = time.perf_counter()
             work()
             times[name].append(time.perf_counter() - start)
+            if after is not None:
+                after(name, repeat)
     return times
 
 

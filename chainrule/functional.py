@@ -106,8 +106,10 @@ def conv2d(x, kernel, bias=None, stride=1, padding=0, dilation=1, *, relu: bool 
             (what ``Conv2D(activation="relu")`` uses).
 
     Output (N, filters, OH, OW), OH = ⌊(H + padding − dh·(kh − 1) − 1) / sh⌋ + 1. Computed as
-    im2col + one matrix product per chunk of the batch (see :mod:`chainrule.ops.nn_conv`);
-    first-order gradients only. The result is a channel-major view (memory order C, N, H, W).
+    im2col + one matrix product per chunk of the batch, or, with the compiled kernels, by
+    Winograd's F(2 × 2, 3 × 3) or direct sums where those are faster (see
+    :func:`chainrule.ops.nn_conv.algorithm_for`); first-order gradients only. The result is a
+    channel-major view (memory order C, N, H, W).
     """
     x = as_tensor(x)
     kernel = as_tensor(kernel, x)

@@ -6,12 +6,14 @@ Each kernel exists twice, with the same arguments and the same results:
   the kernel computes, and what CuPy arrays and unusual layouts use;
 * :mod:`chainrule.kernels.compiled`, the same loops compiled to machine code by Numba (the
   ``[fast]`` extra: ``pip install chainrule[fast]``). One pass over memory where NumPy makes
-  temporaries: a fused SGD-momentum update, 2 × 2 max pooling with its argmax.
+  temporaries: a fused SGD-momentum update, 2 × 2 max pooling with its argmax, the gate
+  arithmetic of an LSTM step, Winograd's tile transforms and direct 3 × 3 convolution.
 
 Which one runs: the compiled kernels when Numba can be imported, unless the environment
 variable ``CHAINRULE_KERNELS=numpy`` says otherwise; :func:`use` switches at run time (the
 tests run every kernel both ways). Both do their arithmetic in the arrays' dtype, in the same
-order, so float32 results agree bit for bit::
+order, so float32 results agree bit for bit (the long sums of a convolution's kernel gradient
+and bias gradient excepted: their loops add in another order, and agree to rounding)::
 
     >>> from chainrule import kernels
     >>> kernels.use("numpy")

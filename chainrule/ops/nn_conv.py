@@ -26,6 +26,12 @@ How the arrays are laid out decides the speed:
 
 The loops that remain are over the chunks and over the kh·kw kernel offsets (9 for 3 × 3), each
 step moving a whole block of the batch.
+
+im2col is the algorithm for every geometry. With the compiled kernels two others are faster
+where they apply (:func:`algorithm_for`): Winograd's F(2 × 2, 3 × 3) for 3 × 3 stride-1 layers
+with many channels (:mod:`chainrule.ops.nn_winograd`: 2.25× fewer multiplications), and direct
+sums for inputs with few channels (:mod:`chainrule.ops.nn_conv_direct`), where im2col's product
+would have an inner dimension of 9 or 27.
 """
 
 from __future__ import annotations

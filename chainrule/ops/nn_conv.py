@@ -365,13 +365,13 @@ def correlate(x_cn, kernel, g: ConvGeometry, bias=None, each_chunk=None, relu=Fa
 class Conv2d(Function):
     """y[n, f] = Σ_c W[f, c] ⋆ x[n, c] + b[f]: 2-D cross-correlation of NCHW input.
 
-    Forward:  Y = W @ im2col(x) + b, one matrix product per chunk of the batch.
-    Backward: ∂L/∂b = Σ G, and
+    Forward:  Y = W @ im2col(x) + b, one matrix product per chunk of the batch, unless
+    :func:`algorithm_for` picks Winograd's F(2 × 2, 3 × 3) (forward and backward in
+    :mod:`chainrule.ops.nn_winograd`) or direct sums (:mod:`chainrule.ops.nn_conv_direct`:
+    the kernel gradient of a first layer in one pass over G; an input gradient, where one is
+    needed, comes from im2col as below).
+    Backward by im2col: ∂L/∂b = Σ G, and
 
-    * :func:`algorithm_for` may choose Winograd's F(2 × 2, 3 × 3) for 3 × 3 kernels
-      (:mod:`chainrule.ops.nn_winograd`), forward and backward, or direct sums for inputs with
-      few channels (:mod:`chainrule.ops.nn_conv_direct`), whose kernel gradient is one pass
-      over G when x needs no gradient;
     * stride 1: ∂L/∂x is the correlation of G, padded by the kernel's span, with the kernel
       flipped in space and its channel axes exchanged (the transposed convolution); the same
       im2col of G gives ∂L/∂W = x @ im2col(G)ᵀ. Two products with K = F·kh·kw, which BLAS runs

@@ -236,3 +236,25 @@ def test_lstm_steps_match_the_reference_bit_for_bit(dtype, rng):
         np.testing.assert_array_equal(got, expected, err_msg=name)
     i, f, g = (results[0][0][:, k * units:(k + 1) * units] for k in range(3))
     np.testing.assert_allclose(results[0][1], f * c_previous + i * g, rtol=1e-6)
+
+
+def test_blas_threads_caps_and_restores(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    libraries = [info for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    if not libraries:
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    before = threadpoolctl.threadpool_info()
+    with kernels.blas_threads(1):
+        inside = [info["num_threads"] for info in threadpoolctl.threadpool_info()
+                  if info["user_api"] == "blas"]
+        assert inside and max(inside) == 1
+    assert threadpoolctl.threadpool_info() == before
+    with pytest.raises(RuntimeError), kernels.blas_threads(1):  # restored on errors too
+        raise RuntimeError
+    assert threadpoolctl.threadpool_info() == before
+
+
+def test_blas_threads_without_threadpoolctl_changes_nothing(monkeypatch):
+    monkeypatch.setattr(kernels, "_blas_libraries", [])
+    with kernels.blas_threads(1):
+        assert (np.ones((3, 3)) @ np.ones((3, 3)) == 3).all()

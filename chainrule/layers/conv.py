@@ -9,6 +9,7 @@ from chainrule import activations, initializers, regularizers
 from chainrule import functional as F
 from chainrule.layers.base import InputSpec, Layer
 from chainrule.layers.core import _serialize_or_none
+from chainrule.ops import nn_conv
 
 
 def _pair(value, what: str) -> tuple[int, int]:
@@ -102,6 +103,16 @@ class Conv2D(Layer):
             self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
                                         self.bias_regularizer)
         self.input_spec = InputSpec(ndim=4, axes={1: in_channels})
+
+    def runs_own_kernels(self) -> bool:
+        """True where conv2d picks Winograd or direct sums (compiled kernels) over im2col."""
+        if not self.built:
+            return False
+        span = [d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation_rate)]
+        g = nn_conv.conv_geometry((1, self.kernel.shape[1], *(s + 2 for s in span)),
+                                  self.kernel.shape, self.strides, self.padding,
+                                  self.dilation_rate)
+        return nn_conv.algorithm_for(g, self.kernel.data) != "im2col"
 
     def forward(self, x):
         fused_relu = self.activation is F.relu  # one op, no extra pass

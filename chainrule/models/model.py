@@ -28,12 +28,13 @@ want per-batch logs) is done there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
 import numpy as np
 
-from chainrule import io, losses, optimizers
+from chainrule import io, kernels, losses, optimizers
 from chainrule import metrics as metrics_module
 from chainrule._config import get_default_dtype, no_grad
 from chainrule.callbacks import CallbackList, History, ProgressBar
@@ -296,7 +297,8 @@ class Model(Layer):
                 raise ValueError("fit: the data yields no targets; give y, or batches (x, y)")
             if batch_hooks:
                 callback_list.on_train_batch_begin(step)
-            loss_value = self._train_step(x, y, dtype)
+            with self._threads():
+                loss_value = self._train_step(x, y, dtype)
             tracker.update_state(loss_value, sample_weight=len(y))
             ema.update(loss_value)
             if batch_hooks:
@@ -323,6 +325,28 @@ class Model(Layer):
         for metric in self.compiled_metrics:
             metric.update_state(y, y_pred.data)
         return float(loss.item())
+
+    def prefers_own_threads(self) -> bool:
+        """Whether a layer's work is done by chainrule's compiled kernels (3 × 3 convolutions by
+        Winograd or direct sums: :meth:`Layer.runs_own_kernels`).
+
+        ``fit``, ``evaluate`` and ``predict`` then run every step inside
+        :func:`chainrule.kernels.own_threads`: BLAS on one thread, the kernels on chainrule's.
+        Models whose time is in BLAS products (dense layers, recurrent layers, im2col
+        convolutions) keep BLAS's threads. A hand-written loop can enter the context itself.
+        """
+        return any(layer.runs_own_kernels() for layer in self.modules()[1:])
+
+    def _threads(self):
+        """The threading context of one step (see :meth:`prefers_own_threads`), decided once
+        the model is built, for the kernels in use."""
+        if not self.built:
+            return contextlib.nullcontext()
+        key = kernels.active()
+        choice = getattr(self, "_own_threads_choice", None)
+        if choice is None or choice[0] != key:
+            choice = self._own_threads_choice = (key, self.prefers_own_threads())
+        return kernels.own_threads() if choice[1] else contextlib.nullcontext()
 
     def _reset_metrics(self) -> None:
         self._loss_tracker = metrics_module.Mean(name="loss")
@@ -380,7 +404,8 @@ class Model(Layer):
                         raise ValueError("evaluate: the data yields no targets")
                     if batch_hooks:
                         callback_list.on_test_batch_begin(step)
-                    self._test_step(x, y, dtype)
+                    with self._threads():
+                        self._test_step(x, y, dtype)
                     if batch_hooks:
                         callback_list.on_test_batch_end(step, self._logs())
         finally:
@@ -418,7 +443,8 @@ class Model(Layer):
             with no_grad():
                 for step, batch in enumerate(loader):
                     x_batch, _ = training.split_batch(batch, "predict")
-                    outputs.append(self(Tensor(training.cast_floats(x_batch, dtype))).numpy())
+                    with self._threads():
+                        outputs.append(self(Tensor(training.cast_floats(x_batch, dtype))).numpy())
                     if batch_hooks:
                         callback_list.on_predict_batch_end(step)
         finally:

@@ -48,27 +48,44 @@ def _padded(x_cn, g: ConvGeometry, dtype):
     last, so a spare row of zeros follows."""
     (top, _), (left, _) = g.padding
     hp, wp = g.padded
-    padded = np.zeros((g.channels, g.batch, hp + 1, wp), dtype=dtype)
+    padded = np.zeros((g.channels, x_cn.shape[1], hp + 1, wp), dtype=dtype)
     padded[:, :, top:top + g.height, left:left + g.width] = x_cn
     return padded
 
 
 def forward(x_cn, w, g: ConvGeometry, bias=None, relu: bool = False):
-    """The convolution of ``x_cn`` (C, N, H, W) with ``w`` (F, C, kh, kw) as (F, N, OH, OW)."""
+    """The convolution of ``x_cn`` (C, N, H, W) with ``w`` (F, C, kh, kw) as (F, N, OH, OW);
+    the images are dealt out to :func:`chainrule.kernels.workers` threads."""
     dtype = np.result_type(x_cn.dtype, w.dtype)
     bias = np.zeros(g.filters, dtype) if bias is None else np.ascontiguousarray(bias, dtype)
     y = np.empty((g.filters, g.batch, g.out_height, g.out_width), dtype=dtype)
-    kernels.select(x_cn).direct_correlate(_padded(x_cn, g, dtype),
-                                          np.ascontiguousarray(w, dtype), bias, relu, y)
+    w = np.ascontiguousarray(w, dtype)
+    correlate = kernels.select(x_cn).direct_correlate
+    parts = kernels.split(g.batch, kernels.workers())
+
+    def run(index):  # each thread pads its own images (the kernel reads planes contiguously)
+        start, stop = parts[index]
+        correlate(_padded(x_cn[:, start:stop], g, dtype), w, bias, relu, y[:, start:stop])
+
+    kernels.run_each(run, len(parts))
     return y
 
 
 def kernel_gradient(gy_cn, x_cn, y_cn, g: ConvGeometry, relu: bool):
     """(∂L/∂W as (F, C, kh, kw), ∂L/∂b as (F,)) from ∂L/∂y (F, N, OH, OW); with ``relu``,
-    ``y_cn`` is the layer's output and ∂L/∂y is first masked by [y > 0]."""
+    ``y_cn`` is the layer's output and ∂L/∂y is first masked by [y > 0]. The filters are dealt
+    out to :func:`chainrule.kernels.workers` threads."""
     dtype = gy_cn.dtype
     gw = np.empty((g.filters, g.channels, *g.kernel), dtype=dtype)
     gb = np.empty(g.filters, dtype=dtype)
-    kernels.select(gy_cn).direct_kernel_gradient(_padded(x_cn, g, dtype), gy_cn, y_cn, relu,
-                                                 gw, gb)
+    padded = _padded(x_cn, g, dtype)
+    gradient = kernels.select(gy_cn).direct_kernel_gradient
+    parts = kernels.split(g.filters, kernels.workers())
+
+    def run(index):
+        first, last = parts[index]
+        kept = None if y_cn is None else y_cn[first:last]
+        gradient(padded, gy_cn[first:last], kept, relu, gw[first:last], gb[first:last])
+
+    kernels.run_each(run, len(parts))
     return gw, gb

@@ -62,7 +62,7 @@ def kernel_transform(w, dtype):
 
 
 class _Tiles:
-    """The tile sizes of a convolution, its batch chunks, and buffers reused across chunks."""
+    """The tile sizes of a convolution and the chunks of its batch."""
 
     def __init__(self, g: ConvGeometry, dtype):
         self.g, self.dtype = g, dtype
@@ -70,21 +70,28 @@ class _Tiles:
         per_sample = 16 * self.ty * self.tx * (g.channels + g.filters) * dtype.itemsize
         count = -(-g.batch // max(1, CHUNK_BYTES // per_sample))
         self.chunk = -(-g.batch // count) if g.batch else 1
-        self.padded = np.zeros((g.channels, self.chunk, 2 * self.ty + 2, 2 * self.tx + 2), dtype)
-        self._buffers = {}
 
-    def chunks(self):
-        for start in range(0, self.g.batch, self.chunk):
-            yield start, min(start + self.chunk, self.g.batch)
+    def chunks(self) -> list[tuple[int, int]]:
+        return [(start, min(start + self.chunk, self.g.batch))
+                for start in range(0, self.g.batch, self.chunk)]
+
+
+class _Worker:
+    """The buffers of one thread, reused across the chunks it takes."""
+
+    def __init__(self, tiles: _Tiles):
+        self.tiles, g = tiles, tiles.g
+        self.padded = np.zeros((g.channels, tiles.chunk, 2 * tiles.ty + 2, 2 * tiles.tx + 2),
+                               tiles.dtype)
+        self._buffers = {}
 
     def buffer(self, name: str, rows: int, count: int):
         """The (16, rows, count, TY, TX) tile array ``name`` for a chunk of ``count`` samples."""
+        t = self.tiles
         tiles = self._buffers.get(name)
-        size = rows * self.chunk * self.ty * self.tx
         if tiles is None:
-            tiles = self._buffers[name] = tile_buffer(size, self.dtype)
-        return tiles[:, : rows * count * self.ty * self.tx].reshape(16, rows, count, self.ty,
-                                                                     self.tx)
+            tiles = self._buffers[name] = tile_buffer(rows * t.chunk * t.ty * t.tx, t.dtype)
+        return tiles[:, : rows * count * t.ty * t.tx].reshape(16, rows, count, t.ty, t.tx)
 
     @property
     def gradient_padded(self):
@@ -95,15 +102,16 @@ class _Tiles:
 
     def interior(self, count: int, padded=None):
         """The part of a padded buffer that holds (C, count, H, W) images."""
-        (top, _), (left, _) = self.g.padding
+        g = self.tiles.g
+        (top, _), (left, _) = g.padding
         padded = self.padded if padded is None else padded
-        return padded[:, :count, top:top + self.g.height, left:left + self.g.width]
+        return padded[:, :count, top:top + g.height, left:left + g.width]
 
     def input_tiles(self, module, x_cn, start: int, stop: int):
         """V = Bᵀ d B of every tile of samples start..stop, as (16, C, count, TY, TX)."""
         count = stop - start
         self.interior(count)[...] = x_cn[:, start:stop]  # the padding stays zero
-        v = self.buffer("v", self.g.channels, count)
+        v = self.buffer("v", self.tiles.g.channels, count)
         module.winograd_input_tiles(self.padded[:, :count], v)
         return v
 
@@ -114,63 +122,78 @@ def _products(left, right, out):
     return out
 
 
+def _over_chunks(tiles: _Tiles, each_chunk) -> list[_Worker]:
+    """Runs ``each_chunk(worker, start, stop)`` for every chunk, the chunks dealt out to
+    :func:`chainrule.kernels.workers` threads, each with its own buffers; BLAS on one thread
+    (16 small products a chunk gain nothing from more: see kernels.blas_threads). Returns the
+    workers."""
+    chunks = tiles.chunks()
+    count = min(kernels.workers(), len(chunks))
+
+    def run(index):
+        worker = _Worker(tiles)
+        for start, stop in chunks[index::count]:
+            each_chunk(worker, start, stop)
+        return worker
+
+    with kernels.blas_threads(1):
+        return kernels.run_each(run, count)
+
+
 def forward(x_cn, w, g: ConvGeometry, bias=None, relu: bool = False):
     """The convolution of ``x_cn`` (C, N, H, W) with ``w`` (F, C, 3, 3), as (F, N, OH, OW);
     ``bias`` (F,) and ``relu`` are applied in the output transform."""
-    with kernels.blas_threads(1):  # 16 small products a chunk: see kernels.blas_threads
-        return _forward(x_cn, w, g, bias, relu)
-
-
-def _forward(x_cn, w, g: ConvGeometry, bias, relu: bool):
     dtype = np.result_type(x_cn.dtype, w.dtype)
     module = kernels.select(x_cn)
-    tiles = _Tiles(g, dtype)
     u = kernel_transform(w, dtype)
     bias = None if bias is None else np.ascontiguousarray(bias, dtype=dtype)
     y = np.empty((g.filters, g.batch, g.out_height, g.out_width), dtype=dtype)
-    for start, stop in tiles.chunks():
-        v = tiles.input_tiles(module, x_cn, start, stop)
-        m = _products(u, v, tiles.buffer("m", g.filters, stop - start))
+
+    def each_chunk(worker, start, stop):
+        v = worker.input_tiles(module, x_cn, start, stop)
+        m = _products(u, v, worker.buffer("m", g.filters, stop - start))
         module.winograd_output_tiles(m, y[:, start:stop], bias, relu)
+
+    _over_chunks(_Tiles(g, dtype), each_chunk)
     return y
 
 
 def backward(gy_cn, x_cn, w, g: ConvGeometry, need_x: bool, need_w: bool, relu_output=None,
              need_b: bool = False):
     """(∂L/∂x (C, N, H, W), ∂L/∂W (F, C, 3, 3), ∂L/∂b (F,)), each None unless asked for, from
-    ∂L/∂y (F, N, OH, OW); with ``relu_output`` (a fused ReLU's y), from ∂L/∂y ⊙ [y > 0]."""
-    with kernels.blas_threads(1):
-        return _backward(gy_cn, x_cn, w, g, need_x, need_w, relu_output, need_b)
-
-
-def _backward(gy_cn, x_cn, w, g: ConvGeometry, need_x, need_w, relu_output, need_b):
+    ∂L/∂y (F, N, OH, OW); with ``relu_output`` (a fused ReLU's y), from ∂L/∂y ⊙ [y > 0].
+    Each thread sums ∂U and ∂b over its chunks; then the threads' sums are added."""
     dtype = np.result_type(gy_cn.dtype, w.dtype)
     module = kernels.select(gy_cn)
-    tiles = _Tiles(g, dtype)
     u_t = np.ascontiguousarray(kernel_transform(w, dtype).transpose(0, 2, 1))  # (16, C, F)
-    gu = np.zeros((16, g.filters, g.channels), dtype=dtype) if need_w else None
     gx_cn = np.empty((g.channels, g.batch, g.height, g.width), dtype=dtype) if need_x else None
-    gb = np.zeros(g.filters, dtype=dtype) if need_b else None
-    chunk_gb = np.empty(g.filters, dtype=dtype)
-    for start, stop in tiles.chunks():
+
+    def each_chunk(worker, start, stop):
         count = stop - start
-        gm = tiles.buffer("gm", g.filters, count)
+        if not hasattr(worker, "gu"):
+            worker.gu = np.zeros((16, g.filters, g.channels), dtype=dtype)
+            worker.gb, worker.chunk_gb = np.zeros((2, g.filters), dtype=dtype)
+        gm = worker.buffer("gm", g.filters, count)
         kept = None if relu_output is None else relu_output[:, start:stop]
-        module.winograd_gradient_tiles(gy_cn[:, start:stop], gm, kept, chunk_gb)
-        if need_b:
-            gb += chunk_gb
-        gm_rows = gm.reshape(16, g.filters, -1)
+        module.winograd_gradient_tiles(gy_cn[:, start:stop], gm, kept, worker.chunk_gb)
+        worker.gb += worker.chunk_gb
         if need_w:
-            v = tiles.input_tiles(module, x_cn, start, stop).reshape(16, g.channels, -1)
-            gu += np.matmul(gm_rows, v.transpose(0, 2, 1))
+            v = worker.input_tiles(module, x_cn, start, stop).reshape(16, g.channels, -1)
+            worker.gu += np.matmul(gm.reshape(16, g.filters, -1), v.transpose(0, 2, 1))
         if need_x:
-            gv = _products(u_t, gm, tiles.buffer("gv", g.channels, count))
-            padded = tiles.gradient_padded[:, :count]
+            gv = _products(u_t, gm, worker.buffer("gv", g.channels, count))
+            padded = worker.gradient_padded[:, :count]
             padded[...] = 0
             module.winograd_input_gradient(gv, padded)
-            gx_cn[:, start:stop] = tiles.interior(count, padded)
-    gw = None
+            gx_cn[:, start:stop] = worker.interior(count, padded)
+
+    workers = [w for w in _over_chunks(_Tiles(g, dtype), each_chunk) if hasattr(w, "gu")]
+    gw = gb = None
     if need_w:
-        gu = gu.astype(np.float64).transpose(1, 2, 0).reshape(g.filters, g.channels, 4, 4)
+        gu = sum((worker.gu.astype(np.float64) for worker in workers),
+                 np.zeros((16, g.filters, g.channels)))
+        gu = gu.transpose(1, 2, 0).reshape(g.filters, g.channels, 4, 4)
         gw = (G.T @ gu @ G).astype(dtype)  # ∂W = Gᵀ ∂U G
+    if need_b:
+        gb = sum((worker.gb for worker in workers), np.zeros(g.filters, dtype)).astype(dtype)
     return gx_cn, gw, gb

@@ -238,23 +238,95 @@ def test_lstm_steps_match_the_reference_bit_for_bit(dtype, rng):
     np.testing.assert_allclose(results[0][1], f * c_previous + i * g, rtol=1e-6)
 
 
-def test_blas_threads_caps_and_restores(monkeypatch):
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    libraries = [info for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+def test_blas_threads_caps_and_restores():
+    pytest.importorskip("threadpoolctl")
+    libraries = kernels._blas()  # NumPy's BLAS, and any other loaded when first asked
     if not libraries:
         pytest.skip("no BLAS library that threadpoolctl can see")
-    before = threadpoolctl.threadpool_info()
+
+    def threads():
+        return [library.get_num_threads() for library in libraries]
+
+    before = threads()
     with kernels.blas_threads(1):
-        inside = [info["num_threads"] for info in threadpoolctl.threadpool_info()
-                  if info["user_api"] == "blas"]
-        assert inside and max(inside) == 1
-    assert threadpoolctl.threadpool_info() == before
+        assert threads() == [1] * len(libraries)
+    assert threads() == before
     with pytest.raises(RuntimeError), kernels.blas_threads(1):  # restored on errors too
         raise RuntimeError
-    assert threadpoolctl.threadpool_info() == before
+    assert threads() == before
 
 
 def test_blas_threads_without_threadpoolctl_changes_nothing(monkeypatch):
     monkeypatch.setattr(kernels, "_blas_libraries", [])
     with kernels.blas_threads(1):
         assert (np.ones((3, 3)) @ np.ones((3, 3)) == 3).all()
+
+
+# -- chainrule's own threads ------------------------------------------------------------------
+
+
+def test_own_threads_caps_blas_and_lends_the_kernels_threads():
+    pytest.importorskip("threadpoolctl")
+    libraries = kernels._blas()
+    if not libraries:
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    before = [library.get_num_threads() for library in libraries]
+    assert kernels.workers() == 1
+    with kernels.own_threads(3):
+        assert kernels.workers() == 3
+        assert [library.get_num_threads() for library in libraries] == [1] * len(libraries)
+        with kernels.own_threads():  # nested: keeps the count it is given
+            assert kernels.workers() == 3
+        assert kernels.workers() == 3
+    assert kernels.workers() == 1
+    assert [library.get_num_threads() for library in libraries] == before
+    with kernels.own_threads():  # by default as many threads as BLAS had
+        assert kernels.workers() == min(before)
+
+
+def test_own_threads_without_threadpoolctl_keeps_one_thread(monkeypatch):
+    monkeypatch.setattr(kernels, "_blas_libraries", [])
+    with kernels.own_threads(4):
+        assert kernels.workers() == 1
+
+
+def test_run_each_runs_every_index_and_waits_for_all_before_raising():
+    import threading
+    import time
+
+    names = kernels.run_each(lambda i: (i, threading.current_thread().name), 3)
+    assert [i for i, _ in names] == [0, 1, 2]
+    assert names[0][1] == threading.current_thread().name  # the caller does its share
+    assert all(name.startswith("chainrule-kernels") for _, name in names[1:])
+    finished = []
+
+    def work(i):
+        if i == 0:
+            raise KeyError("first")
+        time.sleep(0.05)
+        finished.append(i)
+
+    with pytest.raises(KeyError, match="first"):
+        kernels.run_each(work, 3)
+    assert sorted(finished) == [1, 2]  # nothing still running after the raise
+
+
+def test_run_each_nested_in_a_worker_runs_in_that_worker():
+    inner = kernels.run_each(lambda i: kernels.run_each(lambda j: (i, j), 2), 2)
+    assert inner == [[(0, 0), (0, 1)], [(1, 0), (1, 1)]]
+
+
+def test_run_each_starts_a_new_pool_in_a_forked_child(monkeypatch):
+    kernels.run_each(lambda i: i, 2)
+    pool = kernels._pool
+    monkeypatch.setattr(kernels.os, "getpid", lambda: -1)  # as in a child after fork()
+    assert kernels.run_each(lambda i: i * 10, 2) == [0, 10]
+    assert kernels._pool is not pool
+
+
+@pytest.mark.parametrize("count,parts,expected", [
+    (10, 2, [(0, 5), (5, 10)]), (5, 2, [(0, 2), (2, 5)]), (1, 2, [(0, 1)]), (0, 2, []),
+    (7, 3, [(0, 2), (2, 4), (4, 7)]),
+])
+def test_split_cuts_near_equal_runs(count, parts, expected):
+    assert kernels.split(count, parts) == expected

@@ -157,3 +157,29 @@ def test_direct_is_preferred_only_for_small_3x3_patches():
     assert not nn_conv_direct.preferred(geometry(4, 3))  # 36 taps
     assert not nn_conv_direct.preferred(geometry(1, 5))  # the compiled kernel is 3 × 3 only
     assert nn_conv_direct.applies(geometry(1, 5))
+
+
+@pytest.mark.parametrize("algorithm_name", ["winograd", "direct"])
+def test_two_threads_give_the_one_thread_results(algorithm_name, monkeypatch, rng):
+    """Inside kernels.own_threads the chunks (Winograd) or the images and filters (direct) are
+    dealt out to two threads: the same numbers, up to the order of the cross-thread sums."""
+    pytest.importorskip("threadpoolctl")
+    monkeypatch.setattr(nn_conv, "ALGORITHM", algorithm_name)
+    monkeypatch.setattr(nn_winograd, "CHUNK_BYTES", 1)  # one sample a chunk: 5 chunks
+    channels = 16 if algorithm_name == "winograd" else 3
+    arrays = [rng.standard_normal(s) for s in ((5, channels, 6, 7), (4, channels, 3, 3), (4,))]
+    results = []
+    for threads in (1, 2):
+        with kernels.own_threads(threads):
+            for need_x in (True, False):
+                used, ours, theirs = run_both(arrays, 1, "float64", relu=True, need_x=need_x)
+                assert used == algorithm_name
+                results.append([None if a is None else a.numpy() for a in ours])
+                for a, t in zip(ours, theirs):
+                    if t is not None:
+                        np.testing.assert_allclose(a.numpy(), t.detach().numpy(), rtol=1e-10,
+                                                   atol=1e-10)
+    for one, two in zip(results[:2], results[2:]):
+        for a, b in zip(one, two):
+            if a is not None:
+                np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)

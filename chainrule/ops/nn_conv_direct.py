@@ -55,17 +55,17 @@ def _padded(x_cn, g: ConvGeometry, dtype):
 
 def forward(x_cn, w, g: ConvGeometry, bias=None, relu: bool = False):
     """The convolution of ``x_cn`` (C, N, H, W) with ``w`` (F, C, kh, kw) as (F, N, OH, OW);
-    the images are dealt out to :func:`chainrule.kernels.workers` threads."""
+    the filters are dealt out to :func:`chainrule.kernels.workers` threads."""
     dtype = np.result_type(x_cn.dtype, w.dtype)
     bias = np.zeros(g.filters, dtype) if bias is None else np.ascontiguousarray(bias, dtype)
     y = np.empty((g.filters, g.batch, g.out_height, g.out_width), dtype=dtype)
-    w = np.ascontiguousarray(w, dtype)
+    padded, w = _padded(x_cn, g, dtype), np.ascontiguousarray(w, dtype)
     correlate = kernels.select(x_cn).direct_correlate
-    parts = kernels.split(g.batch, kernels.workers())
+    parts = kernels.split(g.filters, kernels.workers())
 
-    def run(index):  # each thread pads its own images (the kernel reads planes contiguously)
-        start, stop = parts[index]
-        correlate(_padded(x_cn[:, start:stop], g, dtype), w, bias, relu, y[:, start:stop])
+    def run(index):  # each thread its filters: one contiguous block of the output
+        first, last = parts[index]
+        correlate(padded, w[first:last], bias[first:last], relu, y[first:last])
 
     kernels.run_each(run, len(parts))
     return y

@@ -161,8 +161,8 @@ def test_direct_is_preferred_only_for_small_3x3_patches():
 
 @pytest.mark.parametrize("algorithm_name", ["winograd", "direct"])
 def test_two_threads_give_the_one_thread_results(algorithm_name, monkeypatch, rng):
-    """Inside kernels.own_threads the chunks (Winograd) or the images and filters (direct) are
-    dealt out to two threads: the same numbers, up to the order of the cross-thread sums."""
+    """Inside kernels.own_threads the chunks (Winograd) or the filters (direct) are dealt out
+    to two threads: the same numbers, up to the order of the cross-thread sums."""
     pytest.importorskip("threadpoolctl")
     monkeypatch.setattr(nn_conv, "ALGORITHM", algorithm_name)
     monkeypatch.setattr(nn_winograd, "CHUNK_BYTES", 1)  # one sample a chunk: 5 chunks

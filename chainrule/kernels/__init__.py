@@ -157,7 +157,8 @@ def own_threads(count: int | None = None):
     CNN's training step (Winograd convolutions, direct first layers). ``Model.fit``,
     ``evaluate`` and ``predict`` enter it for models that have such layers
     (:meth:`chainrule.models.Model.prefers_own_threads`). Without threadpoolctl (the
-    ``[fast]`` extra) BLAS cannot be held to one thread, and the block changes nothing.
+    ``[fast]`` extra) BLAS cannot be held to one thread, and the block changes nothing. The
+    setting is the process's, like BLAS's own: two threads training at once share it.
     """
     global _workers
     libraries = _blas()
@@ -189,6 +190,8 @@ def run_each(work, count: int) -> list:
         return [work(index) for index in range(count)]  # (nested: the pool is busy with us)
     owner = (os.getpid(), count - 1)
     if _pool_owner != owner:
+        if _pool is not None and _pool_owner[0] == os.getpid():
+            _pool.shutdown(wait=False)  # another size: its threads end once idle
         _pool = futures.ThreadPoolExecutor(max_workers=count - 1, thread_name_prefix=_POOL_NAME)
         _pool_owner = owner
     others = [_pool.submit(work, index) for index in range(1, count)]

@@ -6,14 +6,16 @@ times. Summing the taps directly is then faster:
 
     y[f, n, p, q] = Σ_{c,i,j} W[f, c, i, j] · x[c, n, p + i, q + j] + b[f],
 
-one output row at a time, the taps accumulated in registers and ReLU applied before the row is
-stored. Its kernel gradient is the same sum with G in place of W,
+over each image's padded rows read as one long row, so that every tap is a shifted window of
+it: the taps summed in registers, the bias and ReLU applied before the output is stored. Its
+kernel gradient is the same sum with G in place of W,
 
     ∂L/∂W[f, c, i, j] = Σ_{n,p,q} G[f, n, p, q] · x[c, n, p + i, q + j],   ∂L/∂b[f] = Σ G[f],
 
 taken in one pass over G (with the ReLU's mask applied on the way). A first layer needs no
 input gradient; where one is needed the im2col path computes it (:class:`Conv2d`).
-The loops are kernels (:mod:`chainrule.kernels`).
+The loops are kernels (:mod:`chainrule.kernels`; compiled for 3 × 3 kernels); both passes
+deal the filters out to :func:`chainrule.kernels.workers` threads.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ Backward runs the same steps in reverse. With ∂M = A ∂Y Aᵀ (per tile):
 
 so the weight and input gradients cost 16 products each, like the forward pass. The tile
 transforms are kernels (:mod:`chainrule.kernels`); the batch is processed in chunks
-(:data:`CHUNK_BYTES`), and V is computed again in backward rather than stored.
+(:data:`CHUNK_BYTES`), dealt out to :func:`chainrule.kernels.workers` threads, and V is
+computed again in backward rather than stored.
 
 F(2 × 2, 3 × 3) is exact in exact arithmetic and loses little in floating point (its
 transforms only add and halve): float32 outputs stay within a few ulps of the direct sum.
@@ -43,7 +44,9 @@ if TYPE_CHECKING:
     from chainrule.ops.nn_conv import ConvGeometry
 
 #: Largest size in bytes of one chunk's tile matrices (V and M, or their gradients): small
-#: enough to stay in the L2/L3 caches between the transforms and the products.
+#: enough to stay in one core's L2 cache between the transforms and the products (1 MB on the
+#: benchmark machine's cores), which also lets two threads work without contending for the
+#: shared L3: 2-8 MB chunks measured slower, and gained nothing from a second thread.
 CHUNK_BYTES = 2**20
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])

@@ -418,34 +418,32 @@ class Conv2d(Function):
                 gx = self._folded_input_gradient(gy_cn, w.data)
             if w.requires_grad:
                 gw = self._kernel_gradient(gy_cn, x.data)
-        grads = [None if gx is None else Tensor(gx), None if gw is None else Tensor(gw)]
-        if len(self.inputs) == 3:
-            need_b = self.inputs[2].requires_grad
-            grads.append(Tensor(gy_cn.sum(axis=(1, 2, 3), dtype=self.dtype)) if need_b else None)
-        return tuple(grads)
+        gb = gy_cn.sum(axis=(1, 2, 3), dtype=self.dtype) if self._needs_bias_gradient() else None
+        return self._gradients(gx, gw, gb)
+
+    def _needs_bias_gradient(self) -> bool:
+        return len(self.inputs) == 3 and self.inputs[2].requires_grad
+
+    def _gradients(self, gx, gw, gb):
+        """The arrays (or None) as the Tensors backward returns, one per input."""
+        grads = (gx, gw, gb)[: len(self.inputs)]
+        return tuple(None if g is None else Tensor(g) for g in grads)
 
     def _winograd_backward(self, gy, x, w):
         """All gradients from the Winograd tiles of G (the ReLU's mask applied on the way)."""
-        need_b = len(self.inputs) == 3 and self.inputs[2].requires_grad
         relu_output = channels_first(self._output_arrays[0]) if self.relu else None
         gx, gw, gb = nn_winograd.backward(channels_first(gy), channels_first(x.data), w.data,
                                           self.geometry, x.requires_grad, w.requires_grad,
-                                          relu_output, need_b)
-        grads = [None if gx is None else Tensor(channels_first(gx)),
-                 None if gw is None else Tensor(gw)]
-        if len(self.inputs) == 3:
-            grads.append(None if gb is None else Tensor(gb))
-        return tuple(grads)
+                                          relu_output, self._needs_bias_gradient())
+        return self._gradients(None if gx is None else channels_first(gx), gw, gb)
 
     def _direct_kernel_gradient(self, gy, x):
         """(None, ∂L/∂W, ∂L/∂b) in one pass over G, the ReLU's mask applied on the way."""
         y = channels_first(self._output_arrays[0]) if self.relu else None
         gw, gb = nn_conv_direct.kernel_gradient(channels_first(gy), channels_first(x), y,
                                                 self.geometry, self.relu)
-        grads = [None, Tensor(gw) if self.inputs[1].requires_grad else None]
-        if len(self.inputs) == 3:
-            grads.append(Tensor(gb) if self.inputs[2].requires_grad else None)
-        return tuple(grads)
+        return self._gradients(None, gw if self.inputs[1].requires_grad else None,
+                               gb if self._needs_bias_gradient() else None)
 
     def _kernel_gradient(self, gy_cn, x):
         """∂L/∂W = Σ over chunks of G @ colsᵀ.

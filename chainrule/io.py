@@ -109,7 +109,7 @@ def _check_suffix(path: str) -> str:
     return suffix
 
 
-def _atomic_write(path: str, write) -> None:
+def atomic_write(path: str, write) -> None:
     """Call ``write(file)`` on a new file beside ``path``, then rename it to ``path``.
 
     The rename (``os.replace``) is atomic, so readers see the old file or the whole new one,
@@ -159,12 +159,12 @@ def save_tree(path, tree, metadata: dict | None = None) -> None:
         if _TREE_KEY in arrays:
             raise ValueError(f"save_tree: '{_TREE_KEY}' is reserved")
         payload = {**arrays, _TREE_KEY: np.frombuffer(document.encode(), dtype=np.uint8)}
-        _atomic_write(path, lambda file: np.savez(file, **payload))
+        atomic_write(path, lambda file: np.savez(file, **payload))
     else:
         safetensors_numpy = _import_safetensors()
         contiguous = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
         blob = safetensors_numpy.save(contiguous, metadata={FORMAT: document})
-        _atomic_write(path, lambda file: file.write(blob))
+        atomic_write(path, lambda file: file.write(blob))
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -255,4 +255,4 @@ def load_weights(path) -> dict[str, np.ndarray]:
     return tree["weights"]
 
 
-__all__ = ["FormatError", "load_tree", "load_weights", "save_tree", "save_weights"]
+__all__ = ["FormatError", "atomic_write", "load_tree", "load_weights", "save_tree", "save_weights"]

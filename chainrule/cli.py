@@ -52,7 +52,8 @@ def _load_commands() -> None:
     """Import the modules that define subcommands (they register themselves on import)."""
     import importlib
 
-    for module in ("chainrule.commands", "chainrule.commands_textgen"):
+    for module in ("chainrule.commands", "chainrule.commands_textgen",
+                   "chainrule.commands_study"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as error:

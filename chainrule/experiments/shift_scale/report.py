@@ -63,7 +63,6 @@ import io
 import json
 import math
 import os
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -71,21 +70,9 @@ from pathlib import Path
 import numpy as np
 
 from chainrule import plot as _plot
+from chainrule.experiments.shift_scale.models import VARIANTS
+from chainrule.io import atomic_write
 
-#: The variants, in the order of the tables (the study's order).
-VARIANTS = (
-    "none",
-    "batchnorm",
-    "shift-element",
-    "shift-channel",
-    "shift-layer",
-    "scale-element",
-    "scale-channel",
-    "scale-layer",
-    "shift-element+scale-element",
-    "shift-channel+scale-channel",
-    "shift-layer+scale-layer",
-)
 #: The nine variants that add shift and/or scale layers.
 SHIFT_SCALE_VARIANTS = VARIANTS[2:]
 #: The variant the thesis's conclusions are about, and its two references.
@@ -222,36 +209,18 @@ def _join(items: Iterable) -> str:
 # -- atomic writing -------------------------------------------------------------------------------
 
 
-def _temporary(path: Path, suffix: str) -> Path:
-    """A new hidden name beside ``path`` ending in ``suffix`` (created like any file: umask)."""
+def _atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to a temporary file beside ``path``, then rename it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}{suffix}")
-
-
-def _replace_with(path: Path, temporary: Path, write: Callable[[Path], None]) -> Path:
-    """``write(temporary)``, then rename it to ``path``; the temporary is removed on failure."""
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if temporary.exists():
-            temporary.unlink()
-        raise
+    atomic_write(str(path), lambda file: file.write(text.encode("utf-8")))
     return path
 
 
-def _atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path``, then rename it to ``path``."""
-    def write(temporary: Path) -> None:
-        with open(temporary, "x", encoding="utf-8", newline="") as file:
-            file.write(text)
-    return _replace_with(path, _temporary(path, ".tmp"), write)
-
-
 def _atomic_save_figure(figure, path: Path) -> Path:
-    """Save ``figure`` as PNG to a temporary ``.png`` beside ``path``, then rename it."""
-    return _replace_with(path, _temporary(path, ".png"),
-                         lambda temporary: figure.savefig(temporary, format="png"))
+    """Save ``figure`` as PNG to a temporary file beside ``path``, then rename it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(str(path), lambda file: figure.savefig(file, format="png"))
+    return path
 
 
 # -- the study: rows, run folders, settings -------------------------------------------------------

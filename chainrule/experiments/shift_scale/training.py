@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -151,7 +152,10 @@ def run(spec: dict, directory) -> dict:
 
     ``spec`` keys: variant, arch, dropout, lr, seed, epochs, batch_size, dataset, and
     optionally limit, val_size (default 10000), target_error, arch_options (a dict).
+    ``directory`` is created if it does not exist.
     """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     info = DATASETS[spec["dataset"]]
     (x_train, y_train), (x_val, y_val) = load_split(
         spec["dataset"], int(spec.get("val_size") or 10_000), spec.get("limit"))

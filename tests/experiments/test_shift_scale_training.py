@@ -159,3 +159,35 @@ def test_the_mlp_gets_flat_inputs_and_the_allconv_images():
     x = np.zeros((3, 1, 28, 28), np.float32)
     assert training.model_inputs(x, "mlp").shape == (3, 784)
     assert training.model_inputs(x, "allconv").shape == (3, 1, 28, 28)
+
+
+def _write_cifar10(folder, images_per_batch=40):
+    """CIFAR-10's six pickled batches (random pixels and labels) in its folder layout."""
+    import pickle
+
+    from chainrule.datasets import cifar10
+
+    rng = np.random.default_rng(0)
+    target = folder / "cifar10" / cifar10.FORMAT.folder
+    target.mkdir(parents=True)
+    for name in cifar10.FORMAT.train_files + cifar10.FORMAT.test_files:
+        batch = {b"data": rng.integers(0, 256, (images_per_batch, 3072), dtype=np.uint8),
+                 b"labels": [int(v) for v in rng.integers(0, 10, images_per_batch)]}
+        (target / name).write_bytes(pickle.dumps(batch, protocol=2))
+
+
+@pytest.mark.parametrize("arch", ["allconv", "mlp"])
+def test_a_run_on_cifar10_files(tmp_path, monkeypatch, arch):
+    """CIFAR cannot be downloaded here: the loader reads files the test writes."""
+    _write_cifar10(tmp_path / "data")
+    monkeypatch.setenv("CHAINRULE_DATA", str(tmp_path / "data"))
+    training.load_split.cache_clear()
+    options = {"allconv": {"width": 0.05}, "mlp": {"hidden": (8,)}}[arch]
+    try:
+        metrics = training.run(_spec(arch=arch, dataset="cifar10", val_size=50, epochs=1,
+                                     arch_options=options), tmp_path / "run")
+    finally:
+        training.load_split.cache_clear()
+    model = chainrule.models.load_model(str(tmp_path / "run" / "model.npz"))
+    assert model.input_shape[1:] == {"allconv": (3, 32, 32), "mlp": (3072,)}[arch]
+    assert metrics["epochs_run"] == 1 and 0 <= metrics["final_val_error"] <= 1

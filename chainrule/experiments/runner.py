@@ -323,11 +323,10 @@ def _work(study: Study, threads: int) -> None:
     optuna_study = study.optuna_study()
     with kernels.blas_threads(threads):
         while True:
+            reclaim_interrupted(optuna_study)  # a lost worker's run is taken over at once
             trials = optuna_study.get_trials(deepcopy=False)
             pending = study.pending(trials)
             if not pending:
-                if reclaim_interrupted(optuna_study):
-                    continue
                 return
             if study.grid is not None and len(trials) >= study.n_trials:
                 _enqueue_missing(optuna_study, pending, trials)
@@ -387,7 +386,8 @@ def _objective(study: Study, trial) -> float:
     trial.set_user_attr("run_dir", str(directory))
     spec = {**study.fixed, **params}
     try:
-        metrics = _run_in(study.run_function, spec, directory)
+        with _Heartbeat(trial):
+            metrics = _run_in(study.run_function, spec, directory)
         value = _objective_value(metrics, study.objective)
     except Exception as error:
         trial.set_user_attr(STATUS, "failed")

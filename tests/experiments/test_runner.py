@@ -175,3 +175,13 @@ def test_interrupted_trial_of_a_live_worker_is_not_reclaimed(tmp_path):
     assert runner.reclaim_interrupted(optuna_study) == 1
     states = [t.state for t in optuna_study.get_trials()]
     assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
+
+
+def test_a_running_trial_keeps_a_heartbeat(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "HEARTBEAT_EVERY", 0.05)
+    started = time.time()
+    study = Study(runs.slow, tmp_path, grid={"x": [0], "y": [0]}, fixed={"seconds": 0.5})
+    study.run()
+    (trial,) = study.optuna_study().get_trials()
+    assert trial.user_attrs["heartbeat"] > started + 0.2  # beaten while the run went on
+    assert trial.user_attrs["status"] == "ok"

@@ -190,8 +190,16 @@ def test_no_temporary_files_left(written):
     root, result = written
     produced = [p for p in root.rglob("*") if p.is_file() and "runs" not in p.parts]
     assert all(not p.name.startswith(".") and not p.name.endswith(".tmp") for p in produced)
-    assert {p.name for p in produced} >= {"results.csv", "report.md"}
+    assert {p.name for p in produced} >= {"results.csv", "report.md", "verdicts.json"}
     assert all(p.exists() for p in result["files"])
+
+
+def test_verdicts_json_holds_the_computed_verdicts(written):
+    root, result = written
+    saved = json.loads((root / "verdicts.json").read_text())
+    assert [saved["conclusions"][str(k)]["verdict"] for k in (1, 2, 3, 4)] == \
+        [result["conclusions"][k]["verdict"] for k in (1, 2, 3, 4)]
+    assert saved["runs"] == result["runs"] and saved["failed"] == result["failed"]
 
 
 def test_flipped_data_flips_the_verdicts(tmp_path, monkeypatch):

@@ -11,7 +11,8 @@ into, under one directory:
   several batch sizes, and the data set's name is put first when they hold several data sets.
 * ``learned.png``: the values the shift and scale layers learned, per position and seed.
 * ``report.md``: the setup, tables, and one section per conclusion of the thesis, each with
-  a verdict computed from the rows (nothing in it is written in advance).
+  a verdict computed from the rows (nothing in it is written in advance);
+* ``verdicts.json``: the same verdicts and the numbers behind them, for scripts.
 
 matplotlib is optional (``pip install chainrule[plot]``): without it the PNGs are skipped with
 a printed note, and results.csv and report.md are still written. Every file is written
@@ -1158,8 +1159,23 @@ def write_report(directory, rows, *, title: str | None = None) -> dict:
     figures = _draw_figures(study)
     text = _markdown(study, conclusions, figures, title or "Shift and scale layers: study report")
     files += figures + [_atomic_write_text(directory / "report.md", text)]
-    return {"conclusions": conclusions, "runs": len(study.ok), "failed": len(study.failed),
-            "files": files}
+    verdicts = {"conclusions": conclusions, "runs": len(study.ok), "failed": len(study.failed)}
+    files.append(_atomic_write_text(directory / "verdicts.json", json.dumps(
+        _plain(verdicts), indent=2) + "\n"))
+    return {**verdicts, "files": files}
+
+
+def _plain(value):
+    """verdicts.json's values: tuple keys joined by "/", tuples as lists, NumPy numbers as
+    Python numbers."""
+    if isinstance(value, dict):
+        return {"/".join(map(str, k)) if isinstance(k, tuple) else k: _plain(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 __all__ = ["COLUMNS", "NOT_SUPPORTED_AT", "SUPPORTED_AT", "VARIANTS", "write_report"]

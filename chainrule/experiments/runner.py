@@ -59,6 +59,9 @@ STALE_AFTER = 120.0
 #: Seconds between two heartbeats of a running trial.
 HEARTBEAT_EVERY = 20.0
 
+#: Seconds a worker waits for a just-created trial of another worker to get its spec.
+UNDECIDED_WAIT = 5.0
+
 #: Trial user attribute that says how a run ended: "ok", "failed" or "interrupted".
 STATUS = "status"
 
@@ -214,6 +217,7 @@ class Study:
                 f"a study named {self.name!r} already exists in {self._storage_text()}; pass "
                 f"resume=True (--resume) to continue it, or choose another directory")
         optuna_study = self.optuna_study()
+        self._check_same_study(optuna_study)
         self._write_description()
         reclaim_interrupted(optuna_study)
         threads = max(1, (os.cpu_count() or 1) // workers)
@@ -226,13 +230,34 @@ class Study:
     def _storage_text(self) -> str:
         return str(self.storage_spec or self.directory / "study.journal")
 
+    def description(self) -> dict:
+        """What defines the study's runs, as plain JSON values."""
+        return json.loads(json.dumps({
+            "grid": self.grid, "fixed": self.fixed,
+            "space": None if self.space is None else {k: repr(v) for k, v in self.space.items()},
+            "n_trials": self.n_trials, "objective": self.objective, "direction": self.direction,
+        }, default=_json_default))
+
+    def _check_same_study(self, optuna_study) -> None:
+        """The first worker stores the study's description in the storage; a worker that
+        resumes or joins with other options is refused, naming them (its runs would not be
+        the study's)."""
+        stored = optuna_study.user_attrs.get("chainrule_study")
+        mine = self.description()
+        if stored is None:
+            optuna_study.set_user_attr("chainrule_study", mine)
+            return
+        differ = [key for key in mine if stored.get(key) != mine[key]]
+        if differ:
+            details = "; ".join(f"{key}: stored {stored.get(key)!r}, given {mine[key]!r}"
+                                for key in differ)
+            raise ValueError(f"the study {self.name!r} in {self._storage_text()} was started "
+                             f"with other options ({details}); resume it with the same ones, "
+                             f"or start a new study in another directory")
+
     def _write_description(self) -> None:
         write_json(self.directory / "study.json", {
-            "name": self.name, "grid": self.grid, "fixed": self.fixed,
-            "space": None if self.space is None else {k: repr(v) for k, v in self.space.items()},
-            "n_trials": self.n_trials, "objective": self.objective,
-            "direction": self.direction, "storage": self._storage_text(),
-        })
+            "name": self.name, **self.description(), "storage": self._storage_text()})
 
     def next_params(self, trial) -> dict:
         """The varying parameters of ``trial``: its grid point, or a draw from the space."""
@@ -271,8 +296,9 @@ class Study:
         taken = set()
         for trial in trials:
             status = trial.user_attrs.get(STATUS)
-            if status in ("ok", "failed") or (status == "running" and not _is_lost(trial)):
-                taken.add(_key(trial.params) if self.grid is not None else trial.number)
+            if status in ("ok", "failed") or _is_active(trial):
+                intended = self.intended_params(trial)
+                taken.add(_key(intended) if self.grid is not None else trial.number)
         if self.grid is None:
             return [None] * max(0, self.n_trials - len(taken))
         points = (dict(zip(self.grid, values))
@@ -441,20 +467,36 @@ def _objective_value(metrics: dict, objective: str) -> float:
 def _is_duplicate(study: Study, trial, params: dict) -> bool:
     """Whether a trial with a lower number finished, or runs, the same ``params``.
 
-    Trials are compared by the spec they were created with (:meth:`Study.intended_params`),
-    which the storage holds from the moment a trial exists: of two workers that got the same
-    spec at once, the one with the lower trial number runs it, and the other sees that."""
+    Trials are compared by the spec they were created with (:meth:`Study.intended_params`):
+    of two workers that got the same spec at once, the one with the lower trial number runs
+    it, and the other sees that. A trial that Optuna has created but not yet given its spec
+    (GridSampler writes it just after) is waited for, up to :data:`UNDECIDED_WAIT` seconds."""
+    deadline = time.monotonic() + UNDECIDED_WAIT
+    while True:
+        undecided = False
+        for other in trial.study.get_trials(deepcopy=False):
+            if other.number >= trial.number:
+                continue
+            intended = study.intended_params(other)
+            status = other.user_attrs.get(STATUS)
+            if intended == params and status in ("ok", "failed"):
+                return True
+            if not _is_active(other):
+                continue
+            if not intended:
+                undecided = True
+            elif intended == params:
+                return True
+        if not undecided or time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
+def _is_active(trial) -> bool:
+    """A RUNNING trial that is not a pruned surplus and whose worker is alive."""
     optuna = import_optuna()
-    for other in trial.study.get_trials(deepcopy=False):
-        if other.number >= trial.number or study.intended_params(other) != params:
-            continue
-        status = other.user_attrs.get(STATUS)
-        if status in ("ok", "failed"):
-            return True
-        running = other.state == optuna.trial.TrialState.RUNNING
-        if running and status != "surplus" and not _is_lost(other):
-            return True
-    return False
+    return (trial.state == optuna.trial.TrialState.RUNNING
+            and trial.user_attrs.get(STATUS) != "surplus" and not _is_lost(trial))
 
 
 # -- interrupted runs -------------------------------------------------------------------------

@@ -120,8 +120,8 @@ _KILLABLE = textwrap.dedent("""
 
     if __name__ == "__main__":
         study = Study(runs.slow, sys.argv[1], grid={"x": [0, 1, 2, 3, 4], "y": [0]},
-                      fixed={"seconds": float(sys.argv[2])})
-        study.run(resume=len(sys.argv) > 3)
+                      fixed={"seconds": 0.4})
+        study.run(resume=len(sys.argv) > 2)
 """)
 
 
@@ -135,8 +135,7 @@ def test_resume_after_sigkill_redoes_only_the_interrupted_run(tmp_path):
     script.write_text(_KILLABLE)
     out = tmp_path / "study"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, str(script), str(out), "0.4"], env=env,
-                               cwd=ROOT)
+    process = subprocess.Popen([sys.executable, str(script), str(out)], env=env, cwd=ROOT)
     deadline = time.monotonic() + 60
     while len(_started(out)) < 3 and time.monotonic() < deadline:  # two done, third running
         time.sleep(0.02)
@@ -146,13 +145,13 @@ def test_resume_after_sigkill_redoes_only_the_interrupted_run(tmp_path):
     interrupted = _started(out)[-1]
     assert len(finished_before) == 2 and f"{interrupted},0" not in finished_before
 
-    subprocess.run([sys.executable, str(script), str(out), "0.01", "--resume"], env=env,
-                   cwd=ROOT, check=True, timeout=120)
+    subprocess.run([sys.executable, str(script), str(out), "--resume"],
+                   env={**env, "SLOW_RUN_SECONDS": "0.01"}, cwd=ROOT, check=True, timeout=120)
     calls = _calls(out)
     assert sorted(calls) == [f"{x},0" for x in range(5)]
     assert set(calls.values()) == {1}  # nothing finished was redone; nothing ran twice
     rows = Study(runs.slow, out, grid={"x": [0, 1, 2, 3, 4], "y": [0]},
-                 fixed={"seconds": 0.0}).results()
+                 fixed={"seconds": 0.4}).results()
     assert sorted(r["x"] for r in rows) == list(range(5))
     assert all(r["status"] == "ok" for r in rows)
 
@@ -185,3 +184,11 @@ def test_a_running_trial_keeps_a_heartbeat(tmp_path, monkeypatch):
     (trial,) = study.optuna_study().get_trials()
     assert trial.user_attrs["heartbeat"] > started + 0.2  # beaten while the run went on
     assert trial.user_attrs["status"] == "ok"
+
+
+def test_resuming_with_other_options_is_refused_naming_them(tmp_path):
+    Study(runs.quadratic, tmp_path, grid={"x": [0], "y": [0]}, fixed={"epochs": 3}).run()
+    changed = Study(runs.quadratic, tmp_path, grid={"x": [0], "y": [0]}, fixed={"epochs": 4})
+    with pytest.raises(ValueError, match=r"fixed: stored \{'epochs': 3\}, given \{'epochs': 4\}"):
+        changed.run(resume=True)
+    assert _calls(tmp_path)["0,0"] == 1

@@ -191,3 +191,9 @@ def test_a_run_on_cifar10_files(tmp_path, monkeypatch, arch):
     model = chainrule.models.load_model(str(tmp_path / "run" / "model.npz"))
     assert model.input_shape[1:] == {"allconv": (3, 32, 32), "mlp": (3072,)}[arch]
     assert metrics["epochs_run"] == 1 and 0 <= metrics["final_val_error"] <= 1
+
+
+def test_a_diverging_run_stops_and_says_so(synthetic, tmp_path):
+    metrics = training.run(_spec(lr=1e6, epochs=3), tmp_path)
+    assert metrics["diverged"] is True
+    assert metrics["epochs_run"] <= 3

@@ -698,8 +698,8 @@ def _learned_points(study: _Study) -> dict[tuple, list[dict]]:
     """
     panels: dict[tuple, list] = defaultdict(list)
     for row in study.ok:
-        if row.get("variant") not in SHIFT_SCALE_VARIANTS:
-            continue
+        if row.get("variant") not in SHIFT_SCALE_VARIANTS or row.get("diverged"):
+            continue  # a diverged run's values (up to 1e15) say nothing and hide the rest
         for entry in study.learned(row):
             mean = _number(entry, "mean")
             if mean is None or entry.get("kind") not in ("shift", "scale"):
@@ -826,6 +826,16 @@ def _section_setup(study: _Study) -> list[str]:
         f"- variants ({len(variants)}): {_join(variants)}",
         f"- target validation error (for epochs to target): {targets if ok else 'n/a'}",
     ]
+    diverged = [row for row in ok if row.get("diverged")]
+    if diverged:
+        counts = defaultdict(int)
+        for row in diverged:
+            counts[row.get("variant")] += 1
+        lines.append(f"- diverged (the loss became NaN or infinite; training stopped there, "
+                     f"and the run keeps its last errors): {len(diverged)} runs: " + ", ".join(
+                         f"{variant} {counts[variant]}"
+                         for variant in sorted(counts, key=_variant_order))
+                     + "; learned.png leaves them out")
     if study.online and len(study.main) != len(study.ok):
         lines.append(f"- conclusions (1)-(3) and the first half of (4) use the "
                      f"{len(study.main)} ok runs with batch size > 1; the "

@@ -116,6 +116,7 @@ class StepCurve(Callback):
         self.coefficient = coefficient
         self.keep_every = max(1, int(keep_every))
         self.steps = 0
+        self.diverged = False  # a step's loss was NaN or infinite
         self.average = 0.0
         self.kept: dict[str, list] = {"step": [], "train_error_ema": [], "train_loss": []}
 
@@ -130,6 +131,7 @@ class StepCurve(Callback):
         loss = (loss_sum - self._loss_sum) / size
         self._correct, self._count, self._loss_sum = accuracy.total, accuracy.count, loss_sum
         self.steps += 1
+        self.diverged = self.diverged or not math.isfinite(loss)
         # e_t = β e_{t−1} + (1 − β) error_t, shown as e_t / (1 − β^t) (no bias towards 0)
         self.average = self.coefficient * self.average + (1.0 - self.coefficient) * error
         if self.steps % self.keep_every == 0:
@@ -171,9 +173,12 @@ def run(spec: dict, directory) -> dict:
     steps = spec["epochs"] * math.ceil(len(y_train) / spec["batch_size"])
     curve = StepCurve(keep_every=math.ceil(steps / MAX_STEPS_KEPT))
     started = time.perf_counter()
-    history = model.fit(x_train, y_train, batch_size=spec["batch_size"],
-                        epochs=spec["epochs"], validation_data=(x_val, y_val),
-                        seed=spec["seed"], verbose=0, callbacks=[curve, TerminateOnNaN()])
+    # A diverging run (a high rate) overflows: it is stopped and recorded as diverged, so
+    # NumPy's overflow warnings would only fill the study's log.
+    with np.errstate(over="ignore", invalid="ignore"):
+        history = model.fit(x_train, y_train, batch_size=spec["batch_size"],
+                            epochs=spec["epochs"], validation_data=(x_val, y_val),
+                            seed=spec["seed"], verbose=0, callbacks=[curve, TerminateOnNaN()])
     seconds = time.perf_counter() - started
     epochs = _epoch_curves(history.history)
     _write_curves(directory / "curves.npz", curve, epochs, math.ceil(len(y_train) /
@@ -208,7 +213,7 @@ def _metrics(curve: StepCurve, epochs: dict, target: float, seconds: float) -> d
         "epochs_to_target": int(reached[0]) + 1 if len(reached) else None,
         "target_error": float(target),
         "epochs_run": len(val_error),
-        "diverged": not all(math.isfinite(v) for v in curve.kept["train_loss"]),
+        "diverged": curve.diverged,
         "time_s": round(seconds, 3),
     }
 

@@ -236,7 +236,9 @@ def _assert_weight_gradients(layer_type, layer, module, suffix=""):
                     np.stack([_swap_gru_blocks(grads["bias_ih"]),
                               _swap_gru_blocks(grads["bias_hh"])]))
     else:
-        np.testing.assert_allclose(grads["bias_ih"], grads["bias_hh"], rtol=1e-12)
+        # PyTorch's two bias gradients are equal in exact arithmetic; its threads may add them
+        # in another order (1.2e-12 apart once, on a loaded machine)
+        np.testing.assert_allclose(grads["bias_ih"], grads["bias_hh"], rtol=1e-10, atol=1e-15)
         expected = grads["weight_ih"].T, grads["weight_hh"].T, grads["bias_ih"]
     for weight, grad in zip((layer.kernel, layer.recurrent_kernel, layer.bias), expected):
         np.testing.assert_allclose(weight.grad.numpy(), grad, rtol=1e-9, atol=1e-12)

@@ -245,3 +245,20 @@ def test_chance_is_one_minus_one_over_classes():
     assert math.isclose(report._chance([{"num_classes": 10}]), CHANCE)
     assert report._verdict(2 / 3) == "supported" and report._verdict(0.5) == "mixed"
     assert report._verdict(1 / 3) == "not supported" and report._verdict(None).startswith("not t")
+
+
+def test_diverged_runs_are_counted_and_left_out_of_what_the_layers_learn(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "_have_matplotlib", lambda: False)
+    rows = _rows(tmp_path, online=False)
+    blown = next(r for r in rows if r["variant"] == "shift-layer+scale-layer"
+                 and r["arch"] == "mlp" and r["status"] == "ok")
+    blown["diverged"] = True
+    entries = json.loads((tmp_path / blown["run_dir"] / "learned.json").read_text())
+    for entry in entries:
+        entry["mean"] = 1e15
+    (tmp_path / blown["run_dir"] / "learned.json").write_text(json.dumps(entries))
+    write_report(tmp_path, rows)
+    text = (tmp_path / "report.md").read_text()
+    assert "diverged (the loss became NaN or infinite" in text
+    assert "1 runs: shift-layer+scale-layer 1" in text
+    assert "(1 diverged run(s) left out)" in text and "1000000000000000" not in text

@@ -1050,8 +1050,12 @@ def _online_arch_lines(dataset, arch, result: dict) -> list[str]:
 def _section_learned(study: _Study) -> list[str]:
     """The candidate's learned layer-wise values per position: mean ± std over seeds."""
     cells: dict[tuple, dict] = defaultdict(lambda: defaultdict(list))
+    diverged = 0
     for row in study.main:
         if row.get("variant") != CANDIDATE:
+            continue
+        if row.get("diverged"):
+            diverged += 1
             continue
         for entry in study.learned(row):
             value = _number(entry, "mean")
@@ -1062,7 +1066,8 @@ def _section_learned(study: _Study) -> list[str]:
         return []
     lines = [f"## What `{CANDIDATE}` learns", "",
              "Learned shift b and scale s per position (0 = after the input), mean ± std over "
-             "seeds:", ""]
+             "seeds" + (f" ({diverged} diverged run(s) left out)" if diverged else "") + ":",
+             ""]
     for arch in sorted({c[0] for c in cells}, key=str):
         lines += _learned_table(arch, {c: v for c, v in cells.items() if c[0] == arch})
     return lines

@@ -287,7 +287,8 @@ class Study:
             rows[key] = {**self.fixed, **trial.params,
                          **trial.user_attrs.get("metrics", {}), "status": status,
                          "error": trial.user_attrs.get("error"),
-                         "run_dir": trial.user_attrs.get("run_dir"), "trial": trial.number}
+                         "run_dir": str(self.run_directory(trial.params)),  # from here
+                         "trial": trial.number}
         return sorted(rows.values(), key=lambda row: row["trial"])
 
     def pending(self, trials) -> list:

@@ -192,3 +192,35 @@ def test_resuming_with_other_options_is_refused_naming_them(tmp_path):
     with pytest.raises(ValueError, match=r"fixed: stored \{'epochs': 3\}, given \{'epochs': 4\}"):
         changed.run(resume=True)
     assert _calls(tmp_path)["0,0"] == 1
+
+
+_JOINING = textwrap.dedent("""
+    import sys
+    from chainrule.experiments import Study
+    from tests.experiments import runs
+
+    if __name__ == "__main__":
+        study = Study(runs.slow, sys.argv[1], grid={"x": list(range(8)), "y": [0]},
+                      fixed={"seconds": 0.3}, storage=sys.argv[2])
+        study.run(resume=sys.argv[3] == "join")
+""")
+
+
+def test_a_second_machine_joins_through_the_shared_storage(tmp_path):
+    """Two separate commands on one storage (as on two machines): the second, started with
+    resume while the first runs, takes only runs nobody has taken and steals none."""
+    script = tmp_path / "study.py"
+    script.write_text(_JOINING)
+    out, storage = tmp_path / "study", tmp_path / "shared.journal"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen([sys.executable, str(script), str(out), str(storage), "start"],
+                             env=env, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while not _started(out) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second = subprocess.run([sys.executable, str(script), str(out), str(storage), "join"],
+                            env=env, cwd=ROOT, timeout=120)
+    assert first.wait(timeout=120) == 0 and second.returncode == 0
+    calls = _calls(out)
+    assert sorted(calls) == [f"{x},0" for x in range(8)] and set(calls.values()) == {1}
+    assert not (out / "study.journal").exists()  # the storage given was used

@@ -4,7 +4,9 @@
 * :class:`Model`: subclass it to write any model (layers in ``__init__``, ``forward``/``call``);
 * both have ``compile``, ``fit``, ``evaluate``, ``predict``, ``train_on_batch``,
   ``test_on_batch``, ``predict_on_batch``, ``summary``, ``save``, ``save_weights`` and
-  ``load_weights``; :func:`load_model` reads a saved model back.
+  ``load_weights``; :func:`load_model` reads a saved model back;
+* :class:`Ensemble`: averages the class probabilities of several models (deep ensembles);
+  ``Model.predict_mc`` gives Monte-Carlo dropout's mean and standard deviation.
 
 The lectures' Keras code runs with only the imports changed::
 
@@ -22,8 +24,9 @@ The lectures' Keras code runs with only the imports changed::
 See docs/models.md.
 """
 
+from chainrule.models.ensemble import Ensemble
 from chainrule.models.model import Model
 from chainrule.models.saving import load_model, save_model
 from chainrule.models.sequential import Input, InputLayer, Sequential
 
-__all__ = ["Input", "InputLayer", "Model", "Sequential", "load_model", "save_model"]
+__all__ = ["Ensemble", "Input", "InputLayer", "Model", "Sequential", "load_model", "save_model"]

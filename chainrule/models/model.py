@@ -454,6 +454,57 @@ class Model(Layer):
             raise ValueError("predict: the data is empty")
         return np.concatenate(outputs)
 
+    def predict_mc(self, x, samples: int = 30, batch_size: int = 32, seed: int | None = None,
+                   probabilities: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Monte-Carlo dropout (Gal & Ghahramani, 2016): the mean and the standard deviation
+        of ``samples`` stochastic forward passes over ``x``.
+
+        During the passes every Dropout layer is in training mode (a fresh mask per pass) and
+        every other layer in evaluation mode: batch normalization uses its moving statistics
+        and does not update them. No graph is recorded. Every layer's mode is restored
+        afterwards, also on error. The model need not be compiled.
+
+        Args:
+            x: an array, a Dataset or a DataLoader (whose targets are ignored), as ``predict``.
+            samples: T, the number of passes (≥ 1).
+            batch_size: samples per batch (default 32).
+            seed: seeds the dropout masks for a reproducible result; chainrule's global
+                generator is left as it was. None: masks from chainrule's generator (and the
+                layers' own seeded generators), advancing them.
+            probabilities: False (default): average the outputs as ``predict`` gives them
+                (logits stay logits). True: apply softmax along the last axis to each pass
+                before averaging, the predictive distribution wanted for uncertainty (do not
+                use it on a model that already ends in a softmax).
+
+        Returns:
+            ``(mean, std)``, arrays of ``predict``'s output shape: the mean over the T passes
+            and their standard deviation (population, ddof = 0: zero when T = 1). With
+            ``samples=1`` and no Dropout layer, ``mean`` equals ``predict(x)`` exactly.
+
+        Raises:
+            ValueError: ``samples`` is below 1, or the data is empty.
+        """
+        from chainrule.models.ensemble import mc_dropout_mode, seeded_masks, softmax
+
+        if isinstance(samples, bool) or int(samples) != samples or samples < 1:
+            raise ValueError(f"predict_mc: samples must be an integer ≥ 1, got {samples!r}")
+        dtype = self._float_dtype()
+        loader = training.make_loader(x, None, batch_size, False, None, dtype, "predict_mc")
+        means, stds = [], []
+        with mc_dropout_mode(self), seeded_masks(self, seed), no_grad():
+            for batch in loader:
+                x_batch = Tensor(training.cast_floats(
+                    training.split_batch(batch, "predict_mc")[0], dtype))
+                with self._threads():
+                    passes = np.stack([self(x_batch).numpy() for _ in range(int(samples))])
+                if probabilities:
+                    passes = softmax(passes)
+                means.append(passes.mean(axis=0))
+                stds.append(passes.std(axis=0))
+        if not means:
+            raise ValueError("predict_mc: the data is empty")
+        return np.concatenate(means), np.concatenate(stds)
+
     # -- one batch at a time --------------------------------------------------------------------
 
     def train_on_batch(self, x, y, reset_metrics: bool = True, return_dict: bool = False):

@@ -1,4 +1,4 @@
-"""The subcommands of ``chainrule``: ``train``, ``evaluate`` and ``summary``.
+"""The subcommands of ``chainrule``: ``train``, ``evaluate``, ``summary`` and ``check``.
 
 ``chainrule train --out runs/demo`` is the main job: the default CNN on Fashion-MNIST, with a
 progress bar, ending with the test loss and accuracy. The run's folder gets:
@@ -13,7 +13,8 @@ progress bar, ending with the test loss and accuracy. The run's folder gets:
 ================  ==============================================================
 
 ``chainrule evaluate --model-path runs/demo/model.npz`` re-scores a saved model on the test
-set; ``chainrule summary --model cnn`` prints an architecture's table.
+set; ``chainrule summary --model cnn`` prints an architecture's table; ``chainrule check --model
+cnn`` runs the sanity checks of :mod:`chainrule.diagnostics` on the untrained model.
 """
 
 from __future__ import annotations
@@ -355,3 +356,39 @@ def run_summary(args) -> int:
         model = zoo.build(args.model, input_shape, len(dataset.class_names))
     model.summary()
     return 0
+
+
+# -- chainrule check ------------------------------------------------------------------------------
+
+
+@command("check", "Run the lectures' sanity checks on an untrained model before training it.")
+def _check_arguments(parser):
+    parser.add_argument("--model", choices=sorted(zoo.MODELS), default=DEFAULTS["model"],
+                        help="the architecture (default: %(default)s)")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default=DEFAULTS["dataset"],
+                        help="the data set (default: %(default)s)")
+    parser.add_argument("--optimizer", default=DEFAULTS["optimizer"],
+                        help="an optimizer name (default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"],
+                        help="the learning rate (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"],
+                        help="seed of the weights and the samples (default: %(default)s)")
+    return run_check
+
+
+def run_check(args) -> int:
+    """Print the table of :func:`chainrule.diagnostics.sanity_check`; exit 1 if one fails."""
+    from chainrule.diagnostics import sanity_check
+
+    dataset = DATASETS[args.dataset]
+    chainrule.manual_seed(args.seed)
+    (x_train, y_train), _ = dataset.load()
+    input_shape = (dataset.image_shape if zoo.TAKES_IMAGES[args.model]
+                   else (int(np.prod(dataset.image_shape)),))
+    x = prepare_inputs(x_train[:1000], dataset.max_pixel, input_shape)
+    model = zoo.build(args.model, input_shape, len(dataset.class_names))
+    zoo.compile_for_classification(model, args.optimizer, args.lr)
+    report = sanity_check(model, x, y_train[:1000], seed=args.seed)
+    print(f"Sanity checks of {args.model} on {args.dataset} ({args.optimizer}, lr {args.lr:g}):")
+    print(report)
+    return 0 if report.passed else 1

@@ -784,8 +784,147 @@ class LambdaCallback(Callback):
     def on_train_batch_end(self, batch, logs=None): ...
 
 
+class SWA(Callback):
+    """Stochastic weight averaging (Izmailov et al., 2018) during ``fit``.
+
+    From epoch ``start_epoch`` on (counted from 0) the learning rate is set to ``swa_lr`` at
+    the start of every epoch (when given; else the optimizer's rate is left alone), and at the
+    end of every such epoch ``averaged.update_parameters(model)`` adds the model's weights to
+    the running average θ̄ ← θ̄ + (θ − θ̄)/(n + 1). Call
+    :func:`chainrule.models.update_bn` on ``averaged`` after training when the model has
+    BatchNormalization layers.
+
+    Args:
+        averaged: a :class:`chainrule.models.AveragedModel` of the model being trained.
+        start_epoch: the first epoch averaged (≥ 0).
+        swa_lr: the constant learning rate from ``start_epoch`` on (> 0, finite), or None.
+
+    >>> from chainrule.layers import Dense
+    >>> from chainrule.models import AveragedModel, Sequential
+    >>> model = Sequential([Dense(2, input_shape=(3,))])
+    >>> swa = SWA(AveragedModel(model), start_epoch=5, swa_lr=0.01)
+    """
+
+    def __init__(self, averaged, start_epoch: int = 0, swa_lr=None):
+        super().__init__()
+        if not hasattr(averaged, "update_parameters"):
+            raise TypeError(f"SWA: averaged must be an AveragedModel, got "
+                            f"{type(averaged).__name__}")
+        if isinstance(start_epoch, bool) or int(start_epoch) != start_epoch or start_epoch < 0:
+            raise ValueError(f"SWA: start_epoch must be an integer >= 0, got {start_epoch!r}")
+        if swa_lr is not None and (isinstance(swa_lr, bool) or not math.isfinite(swa_lr)
+                                   or swa_lr <= 0):
+            raise ValueError(f"SWA: swa_lr must be a finite number > 0 or None, got {swa_lr!r}")
+        self.averaged = averaged
+        self.start_epoch = int(start_epoch)
+        self.swa_lr = None if swa_lr is None else float(swa_lr)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch >= self.start_epoch and self.swa_lr is not None:
+            _set_learning_rate(self.model, self.swa_lr)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch >= self.start_epoch:
+            self.averaged.update_parameters(self.model)
+
+
+class SnapshotEnsemble(Callback):
+    """Snapshot ensembles (Huang et al., 2017): cosine annealing with warm restarts, and a copy
+    of the model at the end of every cycle.
+
+    With T = epochs · steps the number of training steps of ``fit``, L = ⌈T / cycles⌉ the
+    length of a cycle and t = 0, 1, ..., T − 1 the step, the learning rate of step t is
+
+        lr(t) = max_lr / 2 · (cos(π · (t mod L) / L) + 1),
+
+    set before every step: it starts each cycle at ``max_lr`` and falls towards 0. After the
+    last step of each cycle (and after step T − 1, which may end a shorter last cycle) a copy
+    of the model (same weights, compiled like it) is appended to :attr:`snapshots`; there are
+    ⌈T / L⌉ of them (``cycles`` when T is a multiple of ``cycles``). A new ``fit`` starts
+    afresh. ``learning_rates`` lists the rate of every step.
+
+    Args:
+        cycles: the number of cycles M (≥ 1, at most the number of steps: checked when
+            training begins).
+        max_lr: the rate at the start of each cycle (> 0, finite); default: the optimizer's
+            learning rate when training begins.
+
+    >>> snapshots = SnapshotEnsemble(cycles=5)
+    >>> # model.fit(x, y, epochs=50, callbacks=[snapshots]); snapshots.ensemble().predict(x)
+    """
+
+    def __init__(self, cycles: int = 5, max_lr=None):
+        super().__init__()
+        if isinstance(cycles, bool) or int(cycles) != cycles or cycles < 1:
+            raise ValueError(f"SnapshotEnsemble: cycles must be an integer >= 1, got {cycles!r}")
+        if max_lr is not None and (isinstance(max_lr, bool) or not math.isfinite(max_lr)
+                                   or max_lr <= 0):
+            raise ValueError(f"SnapshotEnsemble: max_lr must be a finite number > 0 or None, "
+                             f"got {max_lr!r}")
+        self.cycles = int(cycles)
+        self.max_lr = None if max_lr is None else float(max_lr)
+        self.snapshots: list = []
+        self.learning_rates: list[float] = []
+        self._epoch = 0
+
+    def on_train_begin(self, logs=None):
+        steps = int(self.params.get("steps") or 0)
+        self._steps_per_epoch = steps
+        self._total = int(self.params.get("epochs") or 0) * steps
+        if self.cycles > self._total:
+            raise ValueError(f"SnapshotEnsemble: cycles={self.cycles} is more than the "
+                             f"{self._total} training steps of fit (epochs × steps per epoch); "
+                             "use fewer cycles or more epochs")
+        self._cycle_length = math.ceil(self._total / self.cycles)
+        self._peak = self.max_lr if self.max_lr is not None else _learning_rate(self.model)
+        self.snapshots, self.learning_rates = [], []
+
+    def _rate(self, step: int) -> float:
+        position = (step % self._cycle_length) / self._cycle_length
+        return self._peak / 2 * (math.cos(math.pi * position) + 1)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        _set_learning_rate(self.model, self._rate(epoch * self._steps_per_epoch))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        rate = self._rate(self._epoch * self._steps_per_epoch + batch)
+        _set_learning_rate(self.model, rate)
+        self.learning_rates.append(rate)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self._epoch * self._steps_per_epoch + batch + 1
+        if step % self._cycle_length == 0 or step == self._total:
+            from chainrule.models.averaging import copy_model
+
+            self.snapshots.append(copy_model(self.model, "SnapshotEnsemble"))
+
+    def ensemble(self, **kwargs):
+        """A :class:`chainrule.models.Ensemble` of the snapshots (``kwargs`` go to it).
+
+        Raises:
+            RuntimeError: no snapshot has been taken yet (call ``fit`` first).
+        """
+        if not self.snapshots:
+            raise RuntimeError("SnapshotEnsemble.ensemble: no snapshots yet; call fit with this "
+                               "callback first")
+        from chainrule.models.ensemble import Ensemble
+
+        return Ensemble(self.snapshots, **kwargs)
+
+
+def __getattr__(name: str):
+    """``callbacks.TensorBoard`` lives in :mod:`chainrule.tensorboard` (it subclasses Callback,
+    so this module cannot import it at the top); it is loaded on first use."""
+    if name == "TensorBoard":
+        from chainrule.tensorboard import TensorBoard
+
+        return TensorBoard
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "CSVLogger", "Callback", "CallbackList", "EarlyStopping", "History", "LambdaCallback",
-    "LearningRateScheduler", "ModelCheckpoint", "ProgressBar", "ReduceLROnPlateau",
-    "TerminateOnNaN",
+    "LearningRateScheduler", "ModelCheckpoint", "ProgressBar", "ReduceLROnPlateau", "SWA",
+    "SnapshotEnsemble", "TerminateOnNaN",
 ]

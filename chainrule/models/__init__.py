@@ -6,7 +6,8 @@
   ``test_on_batch``, ``predict_on_batch``, ``summary``, ``save``, ``save_weights`` and
   ``load_weights``; :func:`load_model` reads a saved model back;
 * :class:`Ensemble`: averages the class probabilities of several models (deep ensembles);
-  ``Model.predict_mc`` gives Monte-Carlo dropout's mean and standard deviation.
+  ``Model.predict_mc`` gives Monte-Carlo dropout's mean and standard deviation;
+* :class:`AveragedModel` and :func:`update_bn`: SWA and EMA weight averaging.
 
 The lectures' Keras code runs with only the imports changed::
 
@@ -24,9 +25,11 @@ The lectures' Keras code runs with only the imports changed::
 See docs/models.md.
 """
 
+from chainrule.models.averaging import AveragedModel, update_bn
 from chainrule.models.ensemble import Ensemble
 from chainrule.models.model import Model
 from chainrule.models.saving import load_model, save_model
 from chainrule.models.sequential import Input, InputLayer, Sequential
 
-__all__ = ["Ensemble", "Input", "InputLayer", "Model", "Sequential", "load_model", "save_model"]
+__all__ = ["AveragedModel", "Ensemble", "Input", "InputLayer", "Model", "Sequential", "load_model",
+           "save_model", "update_bn"]

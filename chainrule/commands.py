@@ -119,12 +119,17 @@ LR_SCHEDULES = {"constant": None, "halve": halving_schedule}
 # -- chainrule train ------------------------------------------------------------------------------
 
 
-@command("train", "Train a model from the zoo on an image data set and save the run.")
-def _train_arguments(parser):
+def _model_and_dataset_arguments(parser, dataset_help: str = "the data set") -> None:
+    """--model (a zoo architecture) and --dataset, shared by train, summary and check."""
     parser.add_argument("--model", choices=sorted(zoo.MODELS), default=DEFAULTS["model"],
                         help="the architecture (default: %(default)s)")
     parser.add_argument("--dataset", choices=sorted(DATASETS), default=DEFAULTS["dataset"],
-                        help="the data set (default: %(default)s)")
+                        help=dataset_help + " (default: %(default)s)")
+
+
+@command("train", "Train a model from the zoo on an image data set and save the run.")
+def _train_arguments(parser):
+    _model_and_dataset_arguments(parser)
     parser.add_argument("--epochs", type=int, default=None,
                         help="passes over the training data (default: "
                              + ", ".join(f"{n} for {m}" for m, n in EPOCHS.items()) + ")")
@@ -336,10 +341,7 @@ def _dataset_of_run(model_path: str) -> str | None:
 
 @command("summary", "Print the layer table of an architecture (or of a saved model).")
 def _summary_arguments(parser):
-    parser.add_argument("--model", choices=sorted(zoo.MODELS), default=DEFAULTS["model"],
-                        help="the architecture (default: %(default)s)")
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default=DEFAULTS["dataset"],
-                        help="the data set whose images it takes (default: %(default)s)")
+    _model_and_dataset_arguments(parser, "the data set whose images it takes")
     parser.add_argument("--model-path", default=None, help="summarize a saved model instead")
     return run_summary
 
@@ -363,10 +365,7 @@ def run_summary(args) -> int:
 
 @command("check", "Run the lectures' sanity checks on an untrained model before training it.")
 def _check_arguments(parser):
-    parser.add_argument("--model", choices=sorted(zoo.MODELS), default=DEFAULTS["model"],
-                        help="the architecture (default: %(default)s)")
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default=DEFAULTS["dataset"],
-                        help="the data set (default: %(default)s)")
+    _model_and_dataset_arguments(parser)
     parser.add_argument("--optimizer", default=DEFAULTS["optimizer"],
                         help="an optimizer name (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=DEFAULTS["lr"],

@@ -34,20 +34,14 @@ import numbers
 import os
 import warnings
 
+from chainrule._extras import require
 from chainrule.callbacks import Callback
-
-#: What to install when tensorboardX is missing.
-TRACK_EXTRA_HINT = "pip install 'chainrule[track]' (or pip install tensorboardX)"
 
 
 def import_summary_writer():
-    """tensorboardX's ``SummaryWriter``, or an ImportError that names the extra to install."""
-    try:
-        from tensorboardX import SummaryWriter
-    except ImportError as error:
-        raise ImportError(f"chainrule.tensorboard.TensorBoard needs tensorboardX, which is not "
-                          f"installed: {TRACK_EXTRA_HINT}") from error
-    return SummaryWriter
+    """tensorboardX's ``SummaryWriter``, or an ImportError that names the extra to install
+    (``[track]``)."""
+    return require("tensorboardX", "track", "chainrule.tensorboard.TensorBoard").SummaryWriter
 
 
 class TensorBoard(Callback):

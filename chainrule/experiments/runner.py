@@ -52,7 +52,7 @@ import traceback
 import uuid
 from pathlib import Path
 
-TUNE_EXTRA_HINT = "pip install 'chainrule[tune]' (or pip install optuna)"
+from chainrule._extras import require
 
 #: Seconds without a heartbeat after which another machine's running trial counts as lost.
 STALE_AFTER = 120.0
@@ -67,12 +67,8 @@ STATUS = "status"
 
 
 def import_optuna():
-    """Optuna, or an ImportError that names the extra to install."""
-    try:
-        import optuna
-    except ImportError as error:
-        raise ImportError(f"chainrule.experiments needs Optuna, which is not installed: "
-                          f"{TUNE_EXTRA_HINT}") from error
+    """Optuna, or an ImportError that names the extra to install (``[tune]``)."""
+    optuna = require("optuna", "tune", "chainrule.experiments")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 

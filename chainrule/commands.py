@@ -31,6 +31,7 @@ import chainrule
 from chainrule import zoo
 from chainrule.callbacks import CSVLogger, LearningRateScheduler
 from chainrule.cli import command
+from chainrule.io import write_json
 from chainrule.metrics import ConfusionMatrix, SparseCategoricalAccuracy
 
 # -- data sets ------------------------------------------------------------------------------------
@@ -168,7 +169,7 @@ def run_train(args) -> int:
 
     model = zoo.build(args.model, data["input_shape"], len(dataset.class_names))
     zoo.compile_for_classification(model, args.optimizer, args.lr)
-    _write_json(os.path.join(out, "config.json"), _run_config(args, model, out))
+    write_json(os.path.join(out, "config.json"), _run_config(args, model, out))
     x_train, y_train = data["train"]
     print(f"Training {args.model} on {args.dataset}: {len(y_train)} training, "
           f"{len(data['validation'][1]) if data['validation'] else 0} validation and "
@@ -196,7 +197,7 @@ def run_train(args) -> int:
         "seconds": {"load": round(load_seconds, 2), "train": round(train_seconds, 2),
                     "total": round(time.perf_counter() - started, 2)},
     }
-    _write_json(os.path.join(out, "summary.json"), summary)
+    write_json(os.path.join(out, "summary.json"), summary)
     _write_plots(out, history, scores["confusion"], dataset.class_names,
                  f"{args.model} on {args.dataset}")
     print(f"Test loss: {scores['loss']:.4f} - test accuracy: {scores['accuracy']:.4f}")
@@ -268,22 +269,6 @@ def _run_config(args, model, out: str) -> dict:
         "platform": platform.platform(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-
-
-def _write_json(path: str, value) -> None:
-    temporary = path + ".tmp"
-    with open(temporary, "w") as file:
-        json.dump(value, file, indent=2, default=_json_default)
-        file.write("\n")
-    os.replace(temporary, path)
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def _write_plots(out: str, history, confusion, class_names, title: str) -> None:

@@ -39,7 +39,7 @@ import numpy as np
 
 import chainrule
 from chainrule import optimizers
-from chainrule.layers import Conv2D, Dense, deserialize, serialize
+from chainrule.layers import Conv2D, Dense
 from chainrule.tensor import Tensor
 
 INITIAL_LOSS_TOLERANCE = 0.25
@@ -108,21 +108,18 @@ def sanity_check(model, x, y, seed: int = 0) -> SanityReport:
 
 
 def _copy(model, dtype=None):
-    """A compiled copy of ``model`` with its weights (cast to ``dtype``) and a fresh optimizer
-    of the same configuration."""
+    """A compiled copy of ``model`` (:func:`~chainrule.models.averaging.copy_model`), built in
+    ``dtype`` when given, with a fresh optimizer of the same configuration."""
+    from chainrule.models.averaging import copy_model
+
+    fresh = optimizers.get({"class_name": type(model.optimizer).__name__,
+                            "config": model.optimizer.get_config()})
     previous = chainrule.get_default_dtype()
-    if dtype is not None:
-        chainrule.set_default_dtype(dtype)
+    chainrule.set_default_dtype(dtype or previous)
     try:
-        twin = deserialize(serialize(model))
-        twin.build((None, *model.input_shape[1:]))
+        return copy_model(model, "sanity_check", optimizer=fresh)
     finally:
         chainrule.set_default_dtype(previous)
-    twin.set_weights([w.astype(dtype or w.dtype) for w in model.get_weights()])
-    config = model.optimizer.get_config()
-    twin.compile(optimizer=optimizers.get({"class_name": type(model.optimizer).__name__,
-                                           "config": config}), loss=model.loss)
-    return twin
 
 
 def _data_loss(model, x, y) -> float:

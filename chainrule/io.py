@@ -129,6 +129,21 @@ def atomic_write(path: str, write) -> None:
         raise
 
 
+def json_value(value):
+    """``default=`` for :func:`json.dump`: NumPy scalars as Python numbers, arrays as lists."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def write_json(path, value) -> None:
+    """Write ``value`` to ``path`` as indented JSON, atomically (:func:`atomic_write`)."""
+    text = json.dumps(value, indent=2, default=json_value) + "\n"
+    atomic_write(os.fspath(path), lambda file: file.write(text.encode("utf-8")))
+
+
 def _import_safetensors():
     try:
         from safetensors import numpy as safetensors_numpy
@@ -255,4 +270,5 @@ def load_weights(path) -> dict[str, np.ndarray]:
     return tree["weights"]
 
 
-__all__ = ["FormatError", "atomic_write", "load_tree", "load_weights", "save_tree", "save_weights"]
+__all__ = ["FormatError", "atomic_write", "json_value", "load_tree", "load_weights", "save_tree",
+           "save_weights", "write_json"]

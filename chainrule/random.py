@@ -7,6 +7,8 @@ no explicit seed is given) draws from the single :class:`numpy.random.Generator`
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 _generator = np.random.default_rng()
@@ -26,6 +28,28 @@ def manual_seed(seed: int) -> np.random.Generator:
 def get_generator() -> np.random.Generator:
     """The generator every random operation in chainrule draws from."""
     return _generator
+
+
+@contextlib.contextmanager
+def using(generator: np.random.Generator):
+    """Inside the block, everything random draws from ``generator``; on leaving, chainrule's
+    own generator is put back, its stream untouched (a seeded side computation such as
+    ``predict_mc(seed=...)`` does not change what the run draws next).
+
+    >>> before = get_generator()
+    >>> with using(np.random.default_rng(0)):
+    ...     get_generator() is before
+    False
+    >>> get_generator() is before
+    True
+    """
+    global _generator
+    previous = _generator
+    _generator = generator
+    try:
+        yield generator
+    finally:
+        _generator = previous
 
 
 def child_generator(seed: int | None = None) -> np.random.Generator:

@@ -49,10 +49,10 @@ import socket
 import threading
 import time
 import traceback
-import uuid
 from pathlib import Path
 
 from chainrule._extras import require
+from chainrule.io import json_value, write_json
 
 #: Seconds without a heartbeat after which another machine's running trial counts as lost.
 STALE_AFTER = 120.0
@@ -73,31 +73,7 @@ def import_optuna():
     return optuna
 
 
-# -- files ----------------------------------------------------------------------------------------
-
-
-def write_json(path, value) -> None:
-    """Write ``value`` as JSON to ``path`` atomically (a temporary file, then a rename)."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temporary, "w") as file:
-            json.dump(value, file, indent=2, default=_json_default)
-            file.write("\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-
-
-def _json_default(value):
-    if hasattr(value, "item"):  # NumPy scalars
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+# -- run folders -----------------------------------------------------------------------------------
 
 
 def default_run_name(params: dict) -> str:
@@ -232,7 +208,7 @@ class Study:
             "grid": self.grid, "fixed": self.fixed,
             "space": None if self.space is None else {k: repr(v) for k, v in self.space.items()},
             "n_trials": self.n_trials, "objective": self.objective, "direction": self.direction,
-        }, default=_json_default))
+        }, default=json_value))
 
     def _check_same_study(self, optuna_study) -> None:
         """The first worker stores the study's description in the storage; a worker that
@@ -450,7 +426,7 @@ def _run_in(run, spec: dict, directory: Path) -> dict:
     metrics = {**metrics}
     metrics.setdefault("time_s", round(time.perf_counter() - started, 3))
     write_json(directory / "metrics.json", metrics)
-    return json.loads(json.dumps(metrics, default=_json_default))  # plain JSON values
+    return json.loads(json.dumps(metrics, default=json_value))  # plain JSON values
 
 
 def _objective_value(metrics: dict, objective: str) -> float:
@@ -491,8 +467,7 @@ def _is_duplicate(study: Study, trial, params: dict) -> bool:
 
 def _is_active(trial) -> bool:
     """A RUNNING trial that is not a pruned surplus and whose worker is alive."""
-    optuna = import_optuna()
-    return (trial.state == optuna.trial.TrialState.RUNNING
+    return (trial.state.name == "RUNNING"
             and trial.user_attrs.get(STATUS) != "surplus" and not _is_lost(trial))
 
 

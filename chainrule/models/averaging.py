@@ -184,10 +184,11 @@ def update_bn(averaged_or_model, x, batch_size: int = 32) -> None:
             layer.training = mode
 
 
-def copy_model(model, owner: str = "copy_model"):
+def copy_model(model, owner: str = "copy_model", optimizer="sgd"):
     """A new model like ``model``: rebuilt from its config (deep-copied when that fails), the
-    same weights (copies), and compiled with the same loss and metrics when ``model`` is
-    compiled (with a plain SGD optimizer: the copy is for predicting and evaluating)."""
+    same weights (copies, in the default dtype's layers when rebuilt), and compiled with the
+    same loss and metrics when ``model`` is compiled, with ``optimizer`` (default a plain SGD:
+    a copy for predicting and evaluating)."""
     if not model.built:
         raise ValueError(f"{owner}: the model is not built yet; build it (or call it on data) "
                          "first")
@@ -199,7 +200,7 @@ def copy_model(model, owner: str = "copy_model"):
     except (ValueError, TypeError, NotImplementedError, KeyError, AttributeError):
         clone = _deep_copy(model)
     if getattr(model, "compiled", False):
-        clone.compile(optimizer="sgd", loss=model.loss,
+        clone.compile(optimizer=optimizer, loss=model.loss,
                       metrics=[copy.deepcopy(spec) for spec in model._metric_specs])
     return clone
 

@@ -250,14 +250,13 @@ def seeded_masks(model, seed: int | None):
     seeded = np.random.default_rng(seed)
     own = [layer for layer in model.modules()
            if isinstance(layer, Dropout) and layer._generator is not None]
-    saved_global, saved_own = cr_random._generator, [layer._generator for layer in own]
+    saved_own = [layer._generator for layer in own]
     try:
-        cr_random._generator = seeded
-        for layer in own:
-            layer._generator = np.random.default_rng(seeded.integers(2**63))
-        yield
+        with cr_random.using(seeded):
+            for layer in own:
+                layer._generator = np.random.default_rng(seeded.integers(2**63))
+            yield
     finally:
-        cr_random._generator = saved_global
         for layer, generator in zip(own, saved_own):
             layer._generator = generator
 

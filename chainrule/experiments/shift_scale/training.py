@@ -117,14 +117,21 @@ class StepCurve(Callback):
         self.keep_every = max(1, int(keep_every))
         self.steps = 0
         self.diverged = False  # a step's loss was NaN or infinite
+        self._accuracy = None  # the compiled accuracy metric, found at the first step of a fit
         self.average = 0.0
         self.kept: dict[str, list] = {"step": [], "train_error_ema": [], "train_loss": []}
+
+    def on_train_begin(self, logs=None):
+        self._accuracy = None  # a new fit compiles its metrics at its first batch
 
     def on_epoch_begin(self, epoch, logs=None):
         self._correct = self._count = self._loss_sum = 0.0
 
     def on_train_batch_end(self, batch, logs=None):
-        accuracy = next(m for m in self.model.compiled_metrics if m.name == "accuracy")
+        if self._accuracy is None:
+            self._accuracy = next(m for m in self.model.compiled_metrics
+                                  if m.name == "accuracy")
+        accuracy = self._accuracy
         size = accuracy.count - self._count
         error = 1.0 - (accuracy.total - self._correct) / size
         loss_sum = logs["loss"] * accuracy.count
@@ -251,8 +258,7 @@ def learned_values(model) -> list[tuple[dict, np.ndarray]]:
 
 
 def _write_learned(directory, model) -> None:
-    from chainrule.experiments.runner import write_json
-    from chainrule.io import atomic_write
+    from chainrule.io import atomic_write, write_json
 
     described = []
     arrays = {}

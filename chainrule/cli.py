@@ -53,7 +53,8 @@ def _load_commands() -> None:
     import importlib
 
     for module in ("chainrule.commands", "chainrule.commands_textgen",
-                   "chainrule.commands_study"):
+                   "chainrule.commands_study", "chainrule.commands_tune",
+                   "chainrule.commands_practice"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as error:

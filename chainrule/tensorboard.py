@@ -15,6 +15,9 @@ which is imported only when training starts. What it writes where, for ``log_dir
                             ``epoch_loss`` here, so TensorBoard draws it over the training one)
 ``logs/train/hparams/``     with ``hparams=``: one HParams-plugin session at the end of
                             training, with the final logs as metrics ``hparam/<name>``
+``logs/<trial>/...``        passed to a search's ``search(..., callbacks=[board])``: each
+                            trial's events under its own folder, with its hyper-parameters
+                            as ``hparams`` (:meth:`TensorBoard.for_trial`)
 ==========================  ==============================================================
 
 The step of every value is the epoch index (0 for the first epoch). View them with
@@ -92,6 +95,15 @@ class TensorBoard(Callback):
         self._writers: dict = {}
         self._summary_writer = None  # tensorboardX's SummaryWriter, imported at train begin
 
+    def for_trial(self, name: str, hparams: dict) -> TensorBoard:
+        """This callback for one trial of a hyper-parameter search (``chainrule.tuning``
+        calls it): events go to ``log_dir/<name>``, with the trial's hyper-parameters (added
+        to this callback's own) for the HParams dashboard, as KerasTuner does."""
+        merged = {**(self.hparams or {}), **{key: _hparam(value)
+                                             for key, value in hparams.items()}}
+        return TensorBoard(os.path.join(self.log_dir, name), self.histogram_freq,
+                           hparams=merged)
+
     # -- writers ----------------------------------------------------------------------------
 
     def _writer(self, name: str):
@@ -155,6 +167,13 @@ def _number(value):
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def _hparam(value):
+    """A searched value as an HParams value: numbers and str as they are, others as text."""
+    if isinstance(value, (bool, str, numbers.Real)):
+        return value
+    return str(value)
 
 
 def _plain(value):

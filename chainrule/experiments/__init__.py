@@ -6,9 +6,16 @@
   (``chainrule study shift-scale``).
 
 The runner knows nothing of models: a run is a plain function ``run(spec, directory) ->
-metrics``. Studies know models, not the command line.
+metrics``; it may :func:`report` a value per epoch to the study's pruner and stop with
+:class:`RunPruned`. Studies know models, not the command line.
 """
 
-from chainrule.experiments.runner import Study, import_optuna, reclaim_interrupted
+from chainrule.experiments.runner import (
+    RunPruned,
+    Study,
+    import_optuna,
+    reclaim_interrupted,
+    report,
+)
 
-__all__ = ["Study", "import_optuna", "reclaim_interrupted"]
+__all__ = ["RunPruned", "Study", "import_optuna", "reclaim_interrupted", "report"]

@@ -30,6 +30,13 @@ Faults.
 * A run's directory is emptied before the run starts, and the runner writes its ``spec.json``
   and ``metrics.json`` atomically: a folder with ``metrics.json`` is a finished run.
 
+Pruning (Optuna's pruners, ``pruner=``). A run reports intermediate values with
+:func:`report` (a training run: its validation score after each epoch), which returns True
+when the study's pruner says the run is worse than the others were at that step; the run then
+raises :class:`RunPruned` with its partial metrics. The trial is recorded PRUNED (``status``
+"pruned", its metrics kept) and counts as finished. Outside a study, or in a study without a
+pruner, :func:`report` returns False, so a run function works the same on its own.
+
 >>> def run(spec, directory):                                 # doctest: +SKIP
 ...     return {"error": (spec["x"] - 2) ** 2}
 >>> study = Study(run, "runs/demo", grid={"x": [0, 1, 2, 3]}, objective="error")
@@ -62,8 +69,11 @@ HEARTBEAT_EVERY = 20.0
 #: Seconds a worker waits for a just-created trial of another worker to get its spec.
 UNDECIDED_WAIT = 5.0
 
-#: Trial user attribute that says how a run ended: "ok", "failed" or "interrupted".
+#: Trial user attribute that says how a run ended: "ok", "failed", "pruned" or "interrupted".
 STATUS = "status"
+
+#: The statuses of a run that ended and is not run again.
+FINISHED = ("ok", "failed", "pruned")
 
 
 def import_optuna():
@@ -101,6 +111,8 @@ class Study:
         direction: "minimize" or "maximize" ``objective``.
         storage: an Optuna storage URL or a journal file path; default DIR/study.journal.
         name: the Optuna study's name (default "study").
+        pruner: an Optuna pruner that stops runs from the values they :func:`report`
+            (default: none, every run goes to its end).
         run_name: ``params -> folder name`` of a run (default :func:`default_run_name`).
         verbose: print a line as each run ends.
     """
@@ -108,7 +120,7 @@ class Study:
     def __init__(self, run, directory, *, grid: dict | None = None, space: dict | None = None,
                  sampler=None, n_trials: int | None = None, fixed: dict | None = None,
                  objective: str = "value", direction: str = "minimize", storage=None,
-                 name: str = "study", run_name=None, verbose: bool = False):
+                 name: str = "study", run_name=None, verbose: bool = False, pruner=None):
         import_optuna()
         if (grid is None) == (space is None):
             raise ValueError("Study: give exactly one of grid= (values to combine) and space= "
@@ -136,6 +148,7 @@ class Study:
         self.name = name
         self.run_name = run_name or default_run_name
         self.verbose = verbose
+        self.pruner = pruner
         self._grid_sampler = None  # GridSampler(grid, seed=0): the same order in every worker
 
     # -- storage --------------------------------------------------------------------------------
@@ -167,8 +180,9 @@ class Study:
             sampler = self._grid_sampler = optuna.samplers.GridSampler(self.grid, seed=0)
         else:
             sampler = self.sampler or optuna.samplers.RandomSampler(seed=0)
+        pruner = self.pruner or optuna.pruners.NopPruner()  # Optuna's own default prunes
         return optuna.create_study(study_name=self.name, storage=self.storage(),
-                                   sampler=sampler, direction=self.direction,
+                                   sampler=sampler, pruner=pruner, direction=self.direction,
                                    load_if_exists=True)
 
     # -- running --------------------------------------------------------------------------------
@@ -243,15 +257,15 @@ class Study:
     # -- results --------------------------------------------------------------------------------
 
     def results(self) -> list[dict]:
-        """One row per run that ended: its spec, its metrics, ``status`` ("ok" or "failed"),
-        ``error`` and ``run_dir``. A spec run more than once (a lost worker's run redone)
+        """One row per run that ended: its spec, its metrics, ``status`` ("ok", "failed" or
+        "pruned"), ``error`` and ``run_dir``. A spec run more than once (a lost worker's run redone)
         appears once, with its finished result."""
         optuna = import_optuna()
         study = optuna.load_study(study_name=self.name, storage=self.storage())
         rows: dict = {}
         for trial in study.get_trials(deepcopy=False):
             status = trial.user_attrs.get(STATUS)
-            if status not in ("ok", "failed"):
+            if status not in FINISHED:
                 continue
             key = _key(trial.params) if self.grid is not None else trial.number
             if key in rows and rows[key]["status"] == "ok":
@@ -269,7 +283,7 @@ class Study:
         taken = set()
         for trial in trials:
             status = trial.user_attrs.get(STATUS)
-            if status in ("ok", "failed") or _is_active(trial):
+            if status in FINISHED or _is_active(trial):
                 intended = self.intended_params(trial)
                 taken.add(_key(intended) if self.grid is not None else trial.number)
         if self.grid is None:
@@ -347,6 +361,39 @@ class _RunFailed(Exception):
     """A run raised: the trial is recorded as failed and the study goes on."""
 
 
+class RunPruned(Exception):
+    """Raised by a run that stops because :func:`report` returned True; ``metrics`` are the
+    run's partial metrics, recorded with the pruned trial."""
+
+    def __init__(self, metrics: dict | None = None):
+        super().__init__("the study's pruner stopped this run")
+        self.metrics = dict(metrics or {})
+
+
+class _Running:
+    """The Optuna trial of the run going on in this process (a worker runs one at a time) and
+    the last step it reported."""
+
+    trial = None
+    last_step: int | None = None
+
+
+def report(step: int, value: float) -> bool:
+    """Report ``value``, the running run's intermediate score at ``step`` (an epoch), to the
+    study's pruner; return True when the run should stop (then raise :class:`RunPruned`).
+
+    This is Optuna's ``trial.report(value, step)`` then ``trial.should_prune()``. Outside a
+    study, or with no pruner, it returns False. A NaN value is reported as it is: Optuna's
+    median pruner stops a run whose best value is NaN (a diverged run).
+    """
+    trial = _Running.trial
+    if trial is None:
+        return False
+    trial.report(float(value), int(step))
+    _Running.last_step = int(step)
+    return bool(trial.should_prune())
+
+
 class _Heartbeat:
     """Marks ``trial`` alive every :data:`HEARTBEAT_EVERY` seconds while a run goes on."""
 
@@ -385,9 +432,13 @@ def _objective(study: Study, trial) -> float:
     trial.set_user_attr("run_dir", str(directory))
     spec = {**study.fixed, **params}
     try:
+        _Running.trial, _Running.last_step = trial, None
         with _Heartbeat(trial):
             metrics = _run_in(study.run_function, spec, directory)
         value = _objective_value(metrics, study.objective)
+    except RunPruned as stop:
+        _record_pruned(study, trial, directory, stop.metrics)
+        raise optuna.TrialPruned(f"pruned at step {_Running.last_step}") from None
     except Exception as error:
         trial.set_user_attr(STATUS, "failed")
         trial.set_user_attr("error", f"{type(error).__name__}: {error}")
@@ -398,11 +449,23 @@ def _objective(study: Study, trial) -> float:
         trial.set_user_attr(STATUS, "interrupted")
         study.optuna_study().enqueue_trial(params, user_attrs={"redo_of": trial.number})
         raise
+    finally:
+        _Running.trial = None
     trial.set_user_attr("metrics", metrics)
     trial.set_user_attr(STATUS, "ok")
     _say(study, f"{directory.name}: {study.objective} {value:.4g} "
                 f"({metrics.get('time_s', 0):.1f}s, trial {trial.number})")
     return value
+
+
+def _record_pruned(study: Study, trial, directory: Path, metrics: dict) -> None:
+    """A pruned run's partial metrics, in the storage and in its folder's metrics.json."""
+    step = _Running.last_step
+    metrics = json.loads(json.dumps({**metrics, "pruned_at_step": step}, default=json_value))
+    write_json(directory / "metrics.json", metrics)
+    trial.set_user_attr("metrics", metrics)
+    trial.set_user_attr(STATUS, "pruned")
+    _say(study, f"{directory.name}: pruned at step {step} (trial {trial.number})")
 
 
 def _say(study: Study, line: str) -> None:
@@ -452,7 +515,7 @@ def _is_duplicate(study: Study, trial, params: dict) -> bool:
                 continue
             intended = study.intended_params(other)
             status = other.user_attrs.get(STATUS)
-            if intended == params and status in ("ok", "failed"):
+            if intended == params and status in FINISHED:
                 return True
             if not _is_active(other):
                 continue

@@ -47,20 +47,25 @@ not a model), so the best hyper-parameters are trained again on all the data giv
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
 import numpy as np
 
 import chainrule
-from chainrule.experiments.runner import Study, import_optuna
-from chainrule.tuning.figures import plot_random_vs_grid
+from chainrule.callbacks import Callback
+from chainrule.experiments.runner import RunPruned, Study, import_optuna, report
+from chainrule.tuning.figures import plot_random_vs_grid, plot_search
 
 # -- spaces ---------------------------------------------------------------------------------
 
 
 class Uniform:
     """A float drawn uniformly from [lo, hi]."""
+
+    log = False  # drawn (and plotted) on a log scale
+    categorical = False  # values without an order of magnitude (plotted as categories)
 
     def __init__(self, lo: float, hi: float):
         self.lo, self.hi = _checked_range(type(self).__name__, lo, hi)
@@ -74,6 +79,8 @@ class Uniform:
 
 class LogUniform(Uniform):
     """A float drawn uniformly in log space from [lo, hi] (lo > 0)."""
+
+    log = True
 
     def __init__(self, lo: float, hi: float):
         super().__init__(lo, hi)
@@ -101,6 +108,9 @@ class IntUniform(Uniform):
 
 class Choice:
     """One of ``values`` (ints, floats, strings, booleans or None)."""
+
+    log = False
+    categorical = True
 
     def __init__(self, values):
         self.values_ = list(values)
@@ -153,13 +163,18 @@ class _Trial:
         self.objective, self.cv, self.seed = objective, cv, seed
 
     def __call__(self, spec: dict, directory) -> dict:
-        hp = dict(spec)
-        if self.cv:
-            scores = [self._score(hp, *fold) for fold in self._folds()]
-            return {"score": float(np.mean(scores)), "score_std": float(np.std(scores)),
-                    "fold_scores": scores}
-        return {"score": self._score(hp, self.data["x"], self.data["y"],
-                                     self.data.get("validation"))}
+        hp, name = dict(spec), Path(directory).name
+        if not self.cv:
+            return {"score": self._score(hp, self.data["x"], self.data["y"],
+                                         self.data.get("validation"), name, report_epochs=True)}
+        scores: list = []
+        for k, fold in enumerate(self._folds()):
+            scores.append(self._score(hp, *fold, f"{name}/fold-{k}"))
+            summary = {"score": float(np.mean(scores)), "score_std": float(np.std(scores)),
+                       "fold_scores": scores}
+            if k + 1 < self.cv and report(k, summary["score"]):  # the running mean, per fold
+                raise RunPruned(summary)
+        return summary
 
     def _folds(self):
         from chainrule.data import StratifiedKFold
@@ -170,22 +185,64 @@ class _Trial:
         for train, val in splitter.split(labels):
             yield x[train], y[train], (x[val], y[val])
 
-    def _score(self, hp, x, y, validation=None) -> float:
+    def _score(self, hp, x, y, validation, name: str, report_epochs: bool = False) -> float:
+        """Train one model; its score is the best epoch's value of the objective."""
         model = build_checked(self.build_fn, hp)
         chainrule.manual_seed(self.seed)
         options = dict(self.fit_options)
         if validation is not None:
             options["validation_data"] = validation
             options.pop("validation_split", None)
-        history = model.fit(x, y, verbose=0, seed=self.seed, **options).history
+        callbacks = trial_callbacks(options.pop("callbacks", None), name, hp)
+        if report_epochs:
+            callbacks.append(ReportToPruner(self.objective))
+        history = model.fit(x, y, verbose=0, seed=self.seed, callbacks=callbacks,
+                            **options).history
         if self.objective not in history:
             raise KeyError(f"objective {self.objective!r} is not logged by this model; it logs "
                            f"{sorted(history)}")
-        values = [v for v in history[self.objective] if math.isfinite(v)]
-        if not values:
-            return math.nan
-        best = min if objective_direction(self.objective) == "minimize" else max
-        return float(best(values))
+        return best_value(history[self.objective], self.objective)
+
+
+def best_value(values, objective: str) -> float:
+    """The best finite value of ``objective`` over epochs (NaN if none is finite)."""
+    values = [v for v in values if math.isfinite(v)]
+    if not values:
+        return math.nan
+    best = min if objective_direction(objective) == "minimize" else max
+    return float(best(values))
+
+
+def trial_callbacks(callbacks, name: str, hp: dict) -> list:
+    """A trial's own copies of the search's callbacks (KerasTuner deep-copies them too, so no
+    state leaks from one trial into the next). A callback with a ``for_trial(name, hp)``
+    method, such as :class:`chainrule.tensorboard.TensorBoard`, gives its per-trial version:
+    TensorBoard writes to ``log_dir/<trial>`` with the trial's hyper-parameters."""
+    copies = []
+    for callback in copy.deepcopy(list(callbacks or [])):
+        for_trial = getattr(callback, "for_trial", None)
+        copies.append(for_trial(name, hp) if for_trial is not None else callback)
+    return copies
+
+
+class ReportToPruner(Callback):
+    """Reports the objective after every epoch to the study's pruner (Optuna's
+    ``trial.report``); raises :class:`~chainrule.experiments.RunPruned` with the best score
+    so far when the pruner says to stop."""
+
+    def __init__(self, objective: str):
+        super().__init__()
+        self.objective = objective
+        self.values: list = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.objective)
+        if value is None:  # not logged: the trial fails with the objective's name after fit
+            return
+        self.values.append(float(value))
+        if report(epoch, float(value)):
+            raise RunPruned({"score": best_value(self.values, self.objective),
+                             "epochs": epoch + 1})
 
 
 def build_checked(build_fn, hp: dict):
@@ -200,13 +257,31 @@ def build_checked(build_fn, hp: dict):
 # -- strategies -----------------------------------------------------------------------------
 
 
+def make_pruner(pruner):
+    """None (or "none"): no pruning; "median": Optuna's ``MedianPruner()`` with its defaults
+    (a trial stops when its best score so far is worse than the median of the earlier trials'
+    scores at the same epoch, once 5 trials have finished); or any Optuna pruner."""
+    if pruner is None or pruner == "none":
+        return None
+    if pruner == "median":
+        return import_optuna().pruners.MedianPruner()
+    if isinstance(pruner, str):
+        raise ValueError(f"pruner must be None, 'none', 'median' or an Optuna pruner, "
+                         f"got {pruner!r}")
+    if not isinstance(pruner, import_optuna().pruners.BasePruner):
+        raise TypeError(f"pruner must be None, 'median' or an optuna.pruners.BasePruner, got "
+                        f"{type(pruner).__name__}")
+    return pruner
+
+
 class Strategy:
     """The search: ``Strategy(build_fn, space, objective="val_accuracy", max_trials=10,
-    seed=0, directory="runs/tune", workers=1, storage=None)``; see the module docstring."""
+    seed=0, directory="runs/tune", workers=1, storage=None, pruner=None)``; see the module
+    docstring."""
 
     def __init__(self, build_fn, space: dict, objective: str = "val_accuracy",
                  max_trials: int = 10, seed: int = 0, directory="runs/tune", workers: int = 1,
-                 storage=None):
+                 storage=None, pruner=None):
         if not callable(build_fn):
             raise TypeError(f"build_fn must be a function hp -> compiled model, got "
                             f"{type(build_fn).__name__}")
@@ -218,6 +293,7 @@ class Strategy:
         self.objective, self.direction = objective, objective_direction(objective)
         self.max_trials, self.seed, self.workers = int(max_trials), int(seed), int(workers)
         self.directory, self.storage = Path(directory), storage
+        self.pruner = make_pruner(pruner)
         self._fit = None
         self._study = None
 
@@ -228,7 +304,7 @@ class Strategy:
         space = {name: value.distribution() for name, value in self.space.items()}
         return Study(run, self.directory, space=space, sampler=self._sampler(),
                      n_trials=self.max_trials, objective="score", direction=self.direction,
-                     storage=self.storage, name="search")
+                     storage=self.storage, name="search", pruner=self.pruner)
 
     def search(self, x, y, epochs: int = 1, batch_size: int = 32, validation_split=None,
                validation_data=None, cv: int | None = None, callbacks=None,
@@ -254,22 +330,34 @@ class Strategy:
 
     def results(self) -> list[dict]:
         """One row per trial: its hyper-parameters, ``score`` (and ``score_std`` with cv),
-        ``status`` and ``error``; best first."""
+        ``status`` ("ok", "pruned" or "failed") and ``error``. Best first: the trials that ran
+        to their end by score, then the pruned ones (their score is the best before they were
+        stopped), then the failed ones."""
         if self._study is None:
             raise RuntimeError("results: call search(...) first")
         rows = self._study.results()
         worst = math.inf if self.direction == "minimize" else -math.inf
+        status_rank = {"ok": 0, "pruned": 1}
 
         def key(row):
             score = row.get("score")
             score = worst if score is None or not math.isfinite(score) else score
-            return score if self.direction == "minimize" else -score
+            return (status_rank.get(row["status"], 2),
+                    score if self.direction == "minimize" else -score)
 
         return sorted(rows, key=key)
 
+    def plot(self, path=None):
+        """Draw the search (:func:`~chainrule.tuning.figures.plot_search`): the score of each
+        trial in order with the best so far, and the score against each hyper-parameter.
+        Writes a PNG to ``path`` atomically; returns the matplotlib Figure."""
+        from chainrule.tuning.figures import plot_search
+
+        return plot_search(self.results(), self.space, self.objective, self.direction, path)
+
     @property
     def best_params(self) -> dict:
-        """The hyper-parameters of the best finished trial."""
+        """The hyper-parameters of the best trial that ran to its end (not pruned)."""
         ok = [row for row in self.results() if row["status"] == "ok"]
         if not ok:
             raise RuntimeError("best_params: no trial finished (see results() for errors)")
@@ -327,8 +415,10 @@ class GridSearch(Strategy):
             raise ValueError(f"GridSearch: the grid has {size} points, more than max_trials="
                              f"{self.max_trials}; raise max_trials or shrink the space")
         return Study(run, self.directory, grid=grid, objective="score",
-                     direction=self.direction, storage=self.storage, name="search")
+                     direction=self.direction, storage=self.storage, name="search",
+                     pruner=self.pruner)
 
 
 __all__ = ["Choice", "GridSearch", "IntUniform", "LogUniform", "RandomSearch", "Strategy",
-           "TPESearch", "Uniform", "objective_direction", "plot_random_vs_grid"]
+           "TPESearch", "Uniform", "make_pruner", "objective_direction", "plot_random_vs_grid",
+           "plot_search"]

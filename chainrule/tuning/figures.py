@@ -1,5 +1,8 @@
 """Figures for the hyper-parameter search lectures (matplotlib, the ``[plot]`` extra).
 
+:func:`plot_search` draws one search (``Strategy.plot``): each trial's score in the order the
+trials ran, with the best so far, and the score against each hyper-parameter.
+
 :func:`plot_random_vs_grid` draws Bergstra & Bengio's (2012) argument for random search over grid
 search: when only one of two hyper-parameters matters, random search tries many more values of it
 for the same number of trials.
@@ -11,7 +14,7 @@ import math
 
 import numpy as np
 
-__all__ = ["plot_random_vs_grid", "default_objective"]
+__all__ = ["plot_random_vs_grid", "plot_search", "default_objective"]
 
 # Where the important parameter's bump peaks. With seed 0 and 9 trials a random point lands
 # close to it (x = 0.7297), while the 3x3 grid's nearest value is 5/6; this is one draw, chosen
@@ -178,3 +181,76 @@ def _draw(axis: np.ndarray, surface: np.ndarray, result: dict):
         fontsize=11,
     )
     return figure
+
+
+# -- one search --------------------------------------------------------------------------------
+
+
+def plot_search(rows: list, space: dict, objective: str, direction: str, path=None):
+    """A search's trials: the score of each trial in order with the best so far (left), and the
+    score against each hyper-parameter (one panel each; a log axis for a ``LogUniform``, the
+    values in order for a ``Choice``). Pruned trials are hollow, failed ones left out.
+
+    Args:
+        rows: ``Strategy.results()``: dicts with ``trial``, ``status``, ``score`` and each
+            hyper-parameter.
+        space: the search space (``{name: Uniform/LogUniform/IntUniform/Choice}``).
+        objective, direction: the score's name and "maximize" or "minimize".
+        path: where to write the PNG (atomically); None writes nothing.
+
+    Returns the matplotlib Figure.
+    """
+    from chainrule.plot import _figure
+
+    scored = sorted((row for row in rows if row["status"] in ("ok", "pruned")
+                     and row.get("score") is not None and math.isfinite(row["score"])),
+                    key=lambda row: row["trial"])
+    figure = _figure(4.0 * (1 + len(space)), 3.6)
+    axes = figure.subplots(1, 1 + len(space), squeeze=False)[0]
+    _draw_scores_in_order(axes[0], scored, objective, direction)
+    for ax, (name, values) in zip(axes[1:], space.items()):
+        _draw_score_against(ax, scored, name, values, objective)
+    figure.suptitle(f"{len(scored)} trials scored ({sum(r['status'] == 'pruned' for r in rows)}"
+                    f" pruned, {sum(r['status'] == 'failed' for r in rows)} failed)",
+                    fontsize=11)
+    figure.tight_layout()
+    if path is not None:
+        from chainrule.io import atomic_write
+
+        atomic_write(str(path), lambda file: figure.savefig(file, format="png"))
+    return figure
+
+
+def _scatter(ax, xs, rows) -> None:
+    """Trials that ran to their end filled, pruned ones hollow."""
+    for pruned in (False, True):
+        chosen = [(x, row["score"]) for x, row in zip(xs, rows)
+                  if (row["status"] == "pruned") == pruned]
+        if chosen:
+            ax.scatter(*zip(*chosen), s=30, facecolors="none" if pruned else "tab:blue",
+                       edgecolors="tab:blue", label="pruned" if pruned else "ran to the end")
+
+
+def _draw_scores_in_order(ax, rows: list, objective: str, direction: str) -> None:
+    trials = [row["trial"] for row in rows]
+    _scatter(ax, trials, rows)
+    if rows:
+        pick = np.minimum if direction == "minimize" else np.maximum
+        best = pick.accumulate([row["score"] for row in rows])
+        ax.step(trials, best, where="post", color="crimson", label="best so far")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("trial")
+    ax.set_ylabel(objective)
+
+
+def _draw_score_against(ax, rows: list, name: str, values, objective: str) -> None:
+    xs = [row[name] for row in rows]
+    if values.categorical:  # a Choice: its values in order, as categories
+        labels = [str(v) for v in values.values()]
+        xs = [labels.index(str(x)) for x in xs]
+        ax.set_xticks(range(len(labels)), labels)
+    elif values.log:
+        ax.set_xscale("log")
+    _scatter(ax, xs, rows)
+    ax.set_xlabel(name)
+    ax.set_ylabel(objective)

@@ -47,3 +47,18 @@ def tiny_training(spec: dict, directory) -> dict:
     weights = np.concatenate([p.data.ravel() for p in model.parameters()])
     return {"loss": history.history["loss"][-1], "checksum": float(np.abs(weights).sum()),
             "first": float(weights[0])}
+
+
+def curve(spec: dict, directory) -> dict:
+    """A learning curve that ends at ``spec["level"]``: reports value = level · (1 − 0.5^(e+1))
+    for 8 epochs and stops when the pruner says so (the runner's pruning protocol)."""
+    from chainrule.experiments import RunPruned, report
+
+    value = 0.0
+    for epoch in range(8):
+        value = spec["level"] * (1.0 - 0.5 ** (epoch + 1))
+        with open(directory / "epochs.log", "a") as log:
+            log.write(f"{epoch}\n")
+        if report(epoch, value):
+            raise RunPruned({"value": value, "epochs": epoch + 1})
+    return {"value": value, "epochs": 8}

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("optuna")
@@ -224,3 +225,35 @@ def test_a_second_machine_joins_through_the_shared_storage(tmp_path):
     calls = _calls(out)
     assert sorted(calls) == [f"{x},0" for x in range(8)] and set(calls.values()) == {1}
     assert not (out / "study.journal").exists()  # the storage given was used
+
+
+def test_a_pruner_stops_runs_below_the_median_and_keeps_their_metrics(tmp_path):
+    import optuna
+
+    levels = [1.0, 0.9, 0.8, 0.1, 0.05, 0.02]
+    study = Study(runs.curve, tmp_path, grid={"level": levels}, direction="maximize",
+                  pruner=optuna.pruners.MedianPruner(n_startup_trials=2))
+    rows = sorted(study.run(), key=lambda row: row["trial"])
+    assert len(rows) == len(levels)
+    completed: list = []
+    for row in rows:  # the median rule at the first step, where every curve is level / 2
+        expect_pruned = len(completed) >= 2 and row["level"] < np.median(completed)
+        assert row["status"] == ("pruned" if expect_pruned else "ok"), (row, completed)
+        epochs_run = len((Path(row["run_dir"]) / "epochs.log").read_text().split())
+        assert epochs_run == row["epochs"] == (1 if expect_pruned else 8)
+        metrics = json.loads((Path(row["run_dir"]) / "metrics.json").read_text())
+        assert metrics["value"] == pytest.approx(row["value"])
+        if expect_pruned:
+            assert metrics["pruned_at_step"] == 0
+        else:
+            completed.append(row["level"])
+    assert any(row["status"] == "pruned" for row in rows)
+    assert study.run(resume=True) == rows  # pruned runs are finished: nothing runs again
+
+
+def test_report_outside_a_study_and_without_a_pruner_never_stops(tmp_path):
+    from chainrule.experiments import report
+
+    assert report(0, 0.1) is False
+    study = Study(runs.curve, tmp_path, grid={"level": [1.0, 0.1, 0.01]}, direction="maximize")
+    assert [row["status"] for row in study.run()] == ["ok"] * 3

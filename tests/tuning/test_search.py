@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,3 +104,78 @@ def test_the_objective_sets_the_direction():
     assert tuning.objective_direction("val_accuracy") == "maximize"
     assert tuning.objective_direction("val_loss") == "minimize"
     assert tuning.objective_direction("error") == "minimize"
+
+
+def test_the_median_pruner_stops_bad_trials_from_their_epoch_scores(tmp_path):
+    import optuna
+
+    x, y = builders.blobs()
+    rates = [0.05, 0.1, 1e-6, 1e-7, 2e-7, 0.08]
+    search = tuning.GridSearch(builders.mlp, {"lr": tuning.Choice(rates)}, max_trials=6,
+                               directory=tmp_path,
+                               pruner=optuna.pruners.MedianPruner(n_startup_trials=2))
+    search.search(x, y, epochs=4, batch_size=16, validation_split=0.2)
+    table = search.results()
+    pruned = [row for row in table if row["status"] == "pruned"]
+    finished = [row for row in table if row["status"] == "ok"]
+    assert pruned, table  # the tiny rates learn nothing in 4 epochs
+    assert all(row["lr"] < 1e-5 and row["epochs"] < 4 for row in pruned)
+    assert table[:len(finished)] == finished  # finished trials first, then pruned ones
+    assert search.best_params["lr"] >= 0.05
+
+
+def test_cross_validated_trials_are_pruned_after_a_fold(tmp_path):
+    import optuna
+
+    x, y = builders.blobs(90)
+    search = tuning.GridSearch(builders.mlp, {"lr": tuning.Choice([0.05, 0.1, 1e-7, 2e-7])},
+                               max_trials=4, directory=tmp_path,
+                               pruner=optuna.pruners.MedianPruner(n_startup_trials=2))
+    search.search(x, y, epochs=2, batch_size=16, cv=3)
+    for row in search.results():
+        folds = len(row["fold_scores"])
+        assert folds == (3 if row["status"] == "ok" else row["pruned_at_step"] + 1)
+        assert row["score"] == pytest.approx(np.mean(row["fold_scores"]))
+
+
+def test_pruner_names():
+    import optuna
+
+    assert isinstance(tuning.make_pruner("median"), optuna.pruners.MedianPruner)
+    assert tuning.make_pruner(None) is None and tuning.make_pruner("none") is None
+    with pytest.raises(ValueError, match="pruner must be None, 'none', 'median'"):
+        tuning.make_pruner("hyperband!")
+    with pytest.raises(TypeError, match="pruner must be"):
+        tuning.make_pruner(3)
+
+
+def test_plot_draws_every_trial_and_parameter(tmp_path):
+    x, y = builders.blobs()
+    search = tuning.RandomSearch(builders.mlp, {"lr": tuning.LogUniform(1e-4, 1e-1),
+                                                "units": tuning.Choice([4, 16])},
+                                 max_trials=3, directory=tmp_path)
+    search.search(x, y, epochs=1, batch_size=16, validation_split=0.2)
+    figure = search.plot(tmp_path / "search.png")
+    assert (tmp_path / "search.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    order, rate, units = figure.axes
+    assert rate.get_xscale() == "log" and order.get_xlabel() == "trial"
+    assert [t.get_text() for t in units.get_xticklabels()] == ["4", "16"]
+    assert sum(len(c.get_offsets()) for c in order.collections) == 3
+
+
+def test_a_tensorboard_callback_logs_each_trial_with_its_hyper_parameters(tmp_path):
+    pytest.importorskip("tensorboardX")
+    from chainrule.tensorboard import TensorBoard
+    from tests.test_tensorboard import read_events
+
+    x, y = builders.blobs()
+    board = TensorBoard(log_dir=tmp_path / "logs")
+    search = tuning.RandomSearch(builders.mlp, {"lr": tuning.Uniform(0.01, 0.1)},
+                                 max_trials=2, directory=tmp_path / "search")
+    search.search(x, y, epochs=2, batch_size=16, validation_split=0.2, callbacks=[board])
+    for row in search.results():
+        folder = tmp_path / "logs" / Path(row["run_dir"]).name / "train" / "hparams"
+        content = b"".join(v.metadata.plugin_data.content for e in read_events(folder)
+                           for v in e.summary.value if v.tag == "_hparams_/session_start_info")
+        assert b"lr" in content and struct.pack("<d", row["lr"]) in content  # a double
+    assert not (tmp_path / "logs" / "train").exists()  # the search's own board never wrote

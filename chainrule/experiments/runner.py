@@ -113,6 +113,9 @@ class Study:
         name: the Optuna study's name (default "study").
         pruner: an Optuna pruner that stops runs from the values they :func:`report`
             (default: none, every run goes to its end).
+        settings: what else defines the runs but is not a spec's parameter (the epochs and
+            data of a search, say): stored with the study, and a resume with other settings
+            is refused like one with another grid.
         run_name: ``params -> folder name`` of a run (default :func:`default_run_name`).
         verbose: print a line as each run ends.
     """
@@ -120,7 +123,8 @@ class Study:
     def __init__(self, run, directory, *, grid: dict | None = None, space: dict | None = None,
                  sampler=None, n_trials: int | None = None, fixed: dict | None = None,
                  objective: str = "value", direction: str = "minimize", storage=None,
-                 name: str = "study", run_name=None, verbose: bool = False, pruner=None):
+                 name: str = "study", run_name=None, verbose: bool = False, pruner=None,
+                 settings: dict | None = None):
         import_optuna()
         if (grid is None) == (space is None):
             raise ValueError("Study: give exactly one of grid= (values to combine) and space= "
@@ -149,6 +153,7 @@ class Study:
         self.run_name = run_name or default_run_name
         self.verbose = verbose
         self.pruner = pruner
+        self.settings = dict(settings or {})
         self._grid_sampler = None  # GridSampler(grid, seed=0): the same order in every worker
 
     # -- storage --------------------------------------------------------------------------------
@@ -222,6 +227,7 @@ class Study:
             "grid": self.grid, "fixed": self.fixed,
             "space": None if self.space is None else {k: repr(v) for k, v in self.space.items()},
             "n_trials": self.n_trials, "objective": self.objective, "direction": self.direction,
+            **({"settings": self.settings} if self.settings else {}),
         }, default=json_value))
 
     def _check_same_study(self, optuna_study) -> None:

@@ -300,11 +300,12 @@ class Strategy:
     def _sampler(self):
         raise NotImplementedError
 
-    def _study_for(self, run) -> Study:
+    def _study_for(self, run, settings: dict) -> Study:
         space = {name: value.distribution() for name, value in self.space.items()}
         return Study(run, self.directory, space=space, sampler=self._sampler(),
                      n_trials=self.max_trials, objective="score", direction=self.direction,
-                     storage=self.storage, name="search", pruner=self.pruner)
+                     storage=self.storage, name="search", pruner=self.pruner,
+                     settings=settings)
 
     def search(self, x, y, epochs: int = 1, batch_size: int = 32, validation_split=None,
                validation_data=None, cv: int | None = None, callbacks=None,
@@ -324,7 +325,11 @@ class Strategy:
         if validation_split is not None:
             fit_options["validation_split"] = validation_split
         run = _Trial(self.build_fn, data, fit_options, self.objective, cv, self.seed)
-        self._study = self._study_for(run)
+        settings = {"epochs": epochs, "batch_size": batch_size, "cv": cv, "seed": self.seed,
+                    "validation_split": validation_split, "data": fingerprint(x, y),
+                    "validation_data": None if validation_data is None
+                    else fingerprint(*validation_data)}
+        self._study = self._study_for(run, settings)
         self._data = (x, y)
         return self._study.run(workers=self.workers, resume=resume)
 
@@ -373,6 +378,18 @@ class Strategy:
         return model
 
 
+def fingerprint(x, y) -> str:
+    """A short digest of a data set's shapes and bytes: a resumed search must see the same
+    data (BLAKE2b of the arrays, about 0.1 s for Fashion-MNIST)."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=8)
+    for array in (np.ascontiguousarray(x), np.ascontiguousarray(y)):
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.data)
+    return digest.hexdigest()
+
+
 def _check_cv(cv, y: np.ndarray) -> None:
     if int(cv) != cv or cv < 2:
         raise ValueError(f"cv must be an int >= 2, got {cv!r}")
@@ -408,7 +425,7 @@ class GridSearch(Strategy):
                                  f"Choice or an IntUniform")
         super().__init__(build_fn, space, **kwargs)
 
-    def _study_for(self, run) -> Study:
+    def _study_for(self, run, settings: dict) -> Study:
         grid = {name: value.values() for name, value in self.space.items()}
         size = math.prod(len(values) for values in grid.values())
         if size > self.max_trials:
@@ -416,7 +433,7 @@ class GridSearch(Strategy):
                              f"{self.max_trials}; raise max_trials or shrink the space")
         return Study(run, self.directory, grid=grid, objective="score",
                      direction=self.direction, storage=self.storage, name="search",
-                     pruner=self.pruner)
+                     pruner=self.pruner, settings=settings)
 
 
 __all__ = ["Choice", "GridSearch", "IntUniform", "LogUniform", "RandomSearch", "Strategy",

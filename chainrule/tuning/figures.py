@@ -239,6 +239,9 @@ def _draw_scores_in_order(ax, rows: list, objective: str, direction: str) -> Non
         best = pick.accumulate([row["score"] for row in rows])
         ax.step(trials, best, where="post", color="crimson", label="best so far")
         ax.legend(fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel(objective)
 
@@ -249,8 +252,12 @@ def _draw_score_against(ax, rows: list, name: str, values, objective: str) -> No
         labels = [str(v) for v in values.values()]
         xs = [labels.index(str(x)) for x in xs]
         ax.set_xticks(range(len(labels)), labels)
+        ax.set_xlim(-0.5, len(labels) - 0.5)
     elif values.log:
+        from matplotlib.ticker import NullFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels collide
     _scatter(ax, xs, rows)
     ax.set_xlabel(name)
     ax.set_ylabel(objective)

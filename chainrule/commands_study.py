@@ -9,6 +9,10 @@ other machines, give every machine the same ``--storage`` (an Optuna storage URL
 ``postgresql://user@host/db``, or a journal file on a shared filesystem) and ``--out`` on a
 shared filesystem, and start the command with ``--resume`` on each (see
 ``docs/study-shift-scale.md``). Needs the ``[tune]`` extra (Optuna).
+
+``chainrule study ensembles --out runs/ensembles`` measures one model against a deep ensemble,
+a snapshot ensemble and SWA, and MC dropout's entropy on noise images, on Fashion-MNIST
+(:mod:`chainrule.experiments.ensembles`), and writes ``results.json`` and ``report.md``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from chainrule.cli import command
 _OUT_DEFAULT = "runs/shift-scale"
 
 
-@command("study", "Run a reproducible study (shift-scale: the thesis's shift/scale layers).")
+@command("study", "Run a reproducible study (shift-scale: the thesis's shift/scale layers; "
+                  "ensembles: ensembles, SWA and MC dropout).")
 def _study_arguments(parser):
     studies = parser.add_subparsers(dest="study", metavar="STUDY", required=True)
     shift_scale = studies.add_parser(
@@ -29,6 +34,12 @@ def _study_arguments(parser):
                     "every hidden activation, against no change and batch normalisation.")
     _shift_scale_arguments(shift_scale)
     shift_scale.set_defaults(run=run_shift_scale)
+    ensembles = studies.add_parser(
+        "ensembles", help="ensembles, snapshot ensembles, SWA and MC dropout on Fashion-MNIST",
+        description="One model against a deep ensemble, a snapshot ensemble and SWA (accuracy, "
+                    "NLL), and the entropy AUROC of MC dropout on noise vs test images.")
+    _ensembles_arguments(ensembles)
+    ensembles.set_defaults(run=run_ensembles)
     return run_shift_scale
 
 
@@ -117,3 +128,42 @@ def run_shift_scale(args) -> int:
 
 def _grid_text(grid: dict) -> str:
     return " × ".join(f"{len(values)} {name}" for name, values in grid.items())
+
+
+# -- chainrule study ensembles --------------------------------------------------------------------
+
+
+def _ensembles_arguments(parser) -> None:
+    from chainrule.experiments.ensembles import DEFAULTS
+
+    add = parser.add_argument
+    add("--epochs", type=int, default=DEFAULTS["epochs"],
+        help="epochs of every training run (default: %(default)s)")
+    add("--members", type=int, default=DEFAULTS["members"],
+        help="ensemble members, also the seeds of every method (default: %(default)s)")
+    add("--samples", type=int, default=DEFAULTS["samples"],
+        help="dropout passes of MC dropout (default: %(default)s)")
+    add("--limit", type=int, default=None, help="use only N training samples (default: all)")
+    add("--seed", type=int, default=DEFAULTS["seed"], help="the first seed (default: %(default)s)")
+    add("--test-limit", type=int, default=None,
+        help="score on the first N test images and N noise images (default: all 10,000)")
+    add("--out", default="runs/ensembles",
+        help="folder for results.json and report.md (default: %(default)s)")
+
+
+def run_ensembles(args) -> int:
+    from chainrule.experiments.ensembles import check_arguments, measure, report
+
+    try:
+        check_arguments(args.epochs, args.members, args.samples, args.limit,
+                        test_limit=args.test_limit, prefix="--")
+        results = measure(epochs=args.epochs, members=args.members, samples=args.samples,
+                          limit=args.limit, seed=args.seed, out=args.out,
+                          test_limit=args.test_limit,
+                          log=lambda line: print(line, file=sys.stderr, flush=True))
+    except (ValueError, OSError) as error:
+        print(f"chainrule study ensembles: error: {error}", file=sys.stderr)
+        return 2
+    print(report(results))
+    print(f"Written: {args.out}/results.json, {args.out}/report.md")
+    return 0

@@ -210,6 +210,7 @@ class Study:
         optuna_study = self.optuna_study()
         self._check_same_study(optuna_study)
         self._write_description()
+        self._enqueue_random_draws(optuna_study)
         reclaim_interrupted(optuna_study)
         threads = max(1, (os.cpu_count() or 1) // workers)
         if workers == 1:
@@ -217,6 +218,19 @@ class Study:
         else:
             _run_processes(self, workers, threads)
         return self.results()
+
+    def _enqueue_random_draws(self, optuna_study) -> None:
+        """A new study with a RandomSampler: draw its ``n_trials`` specs now, in this process,
+        with that sampler, and enqueue them. Workers then run exactly the draws one worker
+        would (each worker's copy of a seeded sampler would draw the same specs again)."""
+        optuna = import_optuna()
+        if (self.grid is not None or optuna_study.get_trials(deepcopy=False)
+                or not isinstance(self.sampler or optuna.samplers.RandomSampler(),
+                                  optuna.samplers.RandomSampler)):
+            return
+        draws = optuna.create_study(sampler=self.sampler or optuna.samplers.RandomSampler(0))
+        for _ in range(self.n_trials):
+            optuna_study.enqueue_trial(draws.ask(self.space).params)
 
     def _storage_text(self) -> str:
         return str(self.storage_spec or self.directory / "study.journal")
@@ -335,10 +349,14 @@ def suggest(trial, name: str, distribution):
 # -- a worker ---------------------------------------------------------------------------------
 
 
-def _work(study: Study, threads: int) -> None:
-    """One worker: take runs from the storage until none is left."""
+def _work(study: Study, threads: int, worker: int = 0) -> None:
+    """One worker: take runs from the storage until none is left. Workers after the first
+    reseed their copy of a sampler that draws as it goes (TPE), which would otherwise propose
+    the first worker's specs again (Optuna reseeds per thread for ``n_jobs`` alike)."""
     from chainrule import kernels
 
+    if worker > 0 and study.sampler is not None and study.grid is None:
+        study.sampler.reseed_rng()
     optuna_study = study.optuna_study()
     with kernels.blas_threads(threads):
         while True:
@@ -593,7 +611,7 @@ def _run_processes(study: Study, workers: int, threads: int) -> None:
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_work, args=(study, threads), name=f"worker-{k}")
+    processes = [context.Process(target=_work, args=(study, threads, k), name=f"worker-{k}")
                  for k in range(workers)]
     for process in processes:
         process.start()

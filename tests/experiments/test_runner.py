@@ -257,3 +257,32 @@ def test_report_outside_a_study_and_without_a_pruner_never_stops(tmp_path):
     assert report(0, 0.1) is False
     study = Study(runs.curve, tmp_path, grid={"level": [1.0, 0.1, 0.01]}, direction="maximize")
     assert [row["status"] for row in study.run()] == ["ok"] * 3
+
+
+def _space():
+    import optuna
+
+    return {"x": optuna.distributions.IntDistribution(0, 1000),
+            "y": optuna.distributions.FloatDistribution(0.0, 1.0)}
+
+
+def test_random_draws_are_those_of_one_worker_whatever_the_workers(tmp_path):
+    import optuna
+
+    def draws(folder, workers):
+        study = Study(runs.quadratic, tmp_path / folder, space=_space(), n_trials=6,
+                      sampler=optuna.samplers.RandomSampler(seed=3))
+        return sorted((row["x"], row["y"]) for row in study.run(workers=workers))
+
+    one = draws("one", 1)
+    assert len(set(one)) == 6
+    assert draws("two", 2) == one
+
+
+def test_workers_of_a_seeded_tpe_search_do_not_propose_the_same_specs(tmp_path):
+    import optuna
+
+    study = Study(runs.quadratic, tmp_path, space=_space(), n_trials=6,
+                  sampler=optuna.samplers.TPESampler(seed=0))
+    rows = study.run(workers=2)
+    assert len({(row["x"], row["y"]) for row in rows}) == 6

@@ -187,8 +187,8 @@ class _Trial:
 
     def _score(self, hp, x, y, validation, name: str, report_epochs: bool = False) -> float:
         """Train one model; its score is the best epoch's value of the objective."""
+        chainrule.manual_seed(self.seed)  # before building: the initial weights too
         model = build_checked(self.build_fn, hp)
-        chainrule.manual_seed(self.seed)
         options = dict(self.fit_options)
         if validation is not None:
             options["validation_data"] = validation
@@ -228,7 +228,8 @@ def trial_callbacks(callbacks, name: str, hp: dict) -> list:
 class ReportToPruner(Callback):
     """Reports the objective after every epoch to the study's pruner (Optuna's
     ``trial.report``); raises :class:`~chainrule.experiments.RunPruned` with the best score
-    so far when the pruner says to stop."""
+    so far when the pruner says to stop, except after the last epoch (the trial has then run
+    to its end, and is kept as finished)."""
 
     def __init__(self, objective: str):
         super().__init__()
@@ -240,7 +241,8 @@ class ReportToPruner(Callback):
         if value is None:  # not logged: the trial fails with the objective's name after fit
             return
         self.values.append(float(value))
-        if report(epoch, float(value)):
+        last_epoch = epoch + 1 >= int(self.params.get("epochs") or 0)
+        if report(epoch, float(value)) and not last_epoch:  # at the end, nothing to save
             raise RunPruned({"score": best_value(self.values, self.objective),
                              "epochs": epoch + 1})
 
@@ -371,8 +373,8 @@ class Strategy:
     def best_model(self):
         """A model built with :attr:`best_params` and trained on all the data given to
         :meth:`search` (same epochs, batch size and seed): the search keeps no weights."""
-        model = build_checked(self.build_fn, self.best_params)
         chainrule.manual_seed(self.seed)
+        model = build_checked(self.build_fn, self.best_params)
         x, y = self._data
         model.fit(x, y, verbose=0, seed=self.seed, **self._fit)
         return model

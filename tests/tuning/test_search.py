@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("optuna")
 
+import chainrule  # noqa: E402
 from chainrule import tuning  # noqa: E402
 from tests.tuning import builders  # noqa: E402
 
@@ -179,3 +180,19 @@ def test_a_tensorboard_callback_logs_each_trial_with_its_hyper_parameters(tmp_pa
                            for v in e.summary.value if v.tag == "_hparams_/session_start_info")
         assert b"lr" in content and struct.pack("<d", row["lr"]) in content  # a double
     assert not (tmp_path / "logs" / "train").exists()  # the search's own board never wrote
+
+
+def test_a_trial_scores_the_same_whatever_ran_before_it(tmp_path):
+    x, y = builders.blobs()
+
+    def loss_at_lr_001(rates, folder, state):
+        chainrule.manual_seed(state)  # whatever state the process is in before the search
+        search = tuning.GridSearch(builders.mlp, {"lr": tuning.Choice(rates)},
+                                   objective="val_loss", max_trials=3, directory=tmp_path / folder)
+        search.search(x, y, epochs=2, batch_size=16, validation_split=0.2)
+        return [row["score"] for row in search.results() if row["lr"] == 0.01][0]
+
+    # seeded before the model is built: its initial weights do not depend on earlier trials
+    assert (loss_at_lr_001([0.01], "alone", 1)
+            == loss_at_lr_001([0.05, 0.01, 0.02], "after", 2)
+            == loss_at_lr_001([0.01], "again", 3))

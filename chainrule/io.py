@@ -17,6 +17,14 @@ written under a temporary name in the same folder and then renamed over the targ
 arrays and JSON do not match exactly (an array missing or left over, an object array) is an
 error naming the file.
 
+**Integrity (format version 2).** The JSON document lists a SHA-256 checksum of every array
+(over its dtype, shape and bytes), and the document's own SHA-256 is stored beside it (the
+``.npz`` entry ``__tree__.sha256``, the ``.safetensors`` metadata entry ``chainrule.sha256``).
+:func:`load_tree` checks both, so a damaged file (a flipped byte, a file cut short) is a
+:class:`FormatError` naming the file and the damaged array, never different numbers loaded in
+silence. Files of format version 1 (no checksums) still load, unchecked. The checksums guard
+against damage, not against someone who rewrites a file on purpose: they are not a signature.
+
 >>> import numpy as np, tempfile, os
 >>> path = os.path.join(tempfile.mkdtemp(), "state.npz")
 >>> save_tree(path, {"weights": {"kernel": np.ones((2, 3), np.float32)}, "step": 7})
@@ -27,9 +35,11 @@ error naming the file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import struct
 import uuid
 import zipfile
 
@@ -39,8 +49,12 @@ from chainrule import backend
 from chainrule.tensor import Tensor
 
 FORMAT = "chainrule"
-FORMAT_VERSION = 1
+#: 1: no checksums; 2: SHA-256 of every array and of the JSON document (see the module doc).
+FORMAT_VERSION = 2
 _TREE_KEY = "__tree__.json"
+_DIGEST_KEY = "__tree__.sha256"  # .npz entry holding the document's digest
+_DIGEST_METADATA = f"{FORMAT}.sha256"  # .safetensors metadata entry holding it
+_CHECKSUM = "sha256"
 _ARRAY = "__array__"
 _SUFFIXES = (".npz", ".safetensors")
 
@@ -97,6 +111,47 @@ def _unflatten(skeleton, arrays: dict, used: set, source: str):
     if isinstance(skeleton, list):
         return [_unflatten(v, arrays, used, source) for v in skeleton]
     return skeleton
+
+
+# -- checksums ------------------------------------------------------------------------------------
+
+
+def array_checksum(array) -> str:
+    """The SHA-256 (hex) of an array's dtype, shape and bytes, independent of its byte order
+    and memory layout, so the same values give the same checksum in both formats."""
+    array = np.asarray(array)
+    canonical = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    digest = hashlib.sha256()
+    digest.update(f"{canonical.dtype.str}{list(canonical.shape)}".encode())
+    digest.update(canonical.reshape(-1).view(np.uint8))
+    return digest.hexdigest()
+
+
+def _text_checksum(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_document(path: str, document: str, digest: str | None) -> None:
+    """Refuse a document whose stored digest does not match (it was damaged)."""
+    if digest is not None and _text_checksum(document) != digest.strip():
+        raise FormatError(f"{path}: checksum mismatch for the file's JSON document (the file "
+                          "is damaged or was changed after it was written)")
+
+
+def _check_arrays(path: str, header: dict, arrays: dict) -> None:
+    """Refuse a version-2 file whose arrays do not match the checksums its JSON lists."""
+    if header.get("version", 1) < 2:
+        return  # written before checksums existed: nothing to check against
+    checksums = header.get("checksums")
+    if header.get("checksum") != _CHECKSUM or not isinstance(checksums, dict):
+        raise FormatError(f"{path}: the file's checksums are missing or of an unknown kind "
+                          f"({header.get('checksum')!r}); the file is damaged")
+    for key in sorted(arrays):
+        if key not in checksums:
+            raise FormatError(f"{path}: array '{key}' has no checksum; the file is damaged")
+        if array_checksum(arrays[key]) != checksums[key]:
+            raise FormatError(f"{path}: checksum mismatch for array '{key}' (the file is "
+                              "damaged or was changed after it was written)")
 
 
 # -- writing --------------------------------------------------------------------------------------
@@ -169,82 +224,180 @@ def save_tree(path, tree, metadata: dict | None = None) -> None:
     arrays: dict[str, np.ndarray] = {}
     skeleton = _flatten(tree, arrays, "")
     document = json.dumps({"format": FORMAT, "version": FORMAT_VERSION,
-                           "metadata": metadata or {}, "tree": skeleton})
+                           "metadata": metadata or {}, "tree": skeleton, "checksum": _CHECKSUM,
+                           "checksums": {k: array_checksum(v) for k, v in arrays.items()}})
+    digest = _text_checksum(document)
     if suffix == ".npz":
-        if _TREE_KEY in arrays:
-            raise ValueError(f"save_tree: '{_TREE_KEY}' is reserved")
-        payload = {**arrays, _TREE_KEY: np.frombuffer(document.encode(), dtype=np.uint8)}
+        reserved = sorted({_TREE_KEY, _DIGEST_KEY} & set(arrays))
+        if reserved:
+            raise ValueError(f"save_tree: {reserved} are reserved names")
+        payload = {**arrays, _TREE_KEY: np.frombuffer(document.encode(), dtype=np.uint8),
+                   _DIGEST_KEY: np.frombuffer(digest.encode(), dtype=np.uint8)}
         atomic_write(path, lambda file: np.savez(file, **payload))
     else:
         safetensors_numpy = _import_safetensors()
         contiguous = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-        blob = safetensors_numpy.save(contiguous, metadata={FORMAT: document})
+        blob = safetensors_numpy.save(contiguous,
+                                      metadata={FORMAT: document, _DIGEST_METADATA: digest})
         atomic_write(path, lambda file: file.write(blob))
 
 
 # -- reading --------------------------------------------------------------------------------------
 
 
+_ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or an empty zip
+
+
+def _check_size(path: str, least: int, kind: str) -> int:
+    """The file's size; a file shorter than ``least`` bytes is refused as truncated."""
+    size = os.path.getsize(path)
+    if size < least:
+        raise FormatError(f"{path}: truncated: {size} bytes, too short for a {kind} file")
+    return size
+
+
 def _read_npz(path: str):
+    """The document, its stored digest (None in version-1 files) and the arrays of a .npz."""
+    _check_size(path, 4, ".npz")
+    with open(path, "rb") as file:
+        start = file.read(4)
+    if start not in _ZIP_STARTS:
+        raise FormatError(f"{path}: not an .npz file (it does not start like a zip archive)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
+        archive = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as error:
         if isinstance(error, FileNotFoundError):
             raise
-        raise FormatError(f"{path}: not a readable .npz file ({error})") from error
+        raise FormatError(f"{path}: not a readable .npz file: truncated or damaged (its zip "
+                          "directory cannot be read)") from error
+    with archive:
+        arrays = {key: _read_npz_entry(path, archive, key) for key in archive.files}
     if _TREE_KEY not in arrays:
         raise FormatError(f"{path}: not a chainrule file (no '{_TREE_KEY}' entry); "
                           "was it written by numpy.savez?")
-    document = arrays.pop(_TREE_KEY).tobytes().decode()
-    return document, arrays
+    document = _decoded(path, arrays.pop(_TREE_KEY), "JSON document")
+    digest = arrays.pop(_DIGEST_KEY, None)
+    digest = None if digest is None else _decoded(path, digest, "checksum")
+    return document, digest, arrays
+
+
+def _read_npz_entry(path: str, archive, key: str) -> np.ndarray:
+    """One array of an open .npz, with an error that says what is wrong with the entry."""
+    try:
+        return archive[key]
+    except zipfile.BadZipFile as error:
+        if "CRC" in str(error):
+            raise FormatError(f"{path}: checksum mismatch in entry '{key}' (its zip CRC-32): "
+                              "the file is damaged") from error
+        raise FormatError(f"{path}: damaged zip entry '{key}' ({error})") from error
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise FormatError(f"{path}: not a readable .npz file: entry '{key}' holds an object "
+                              "array, which only pickle could load (refused)") from error
+        raise FormatError(f"{path}: truncated or damaged entry '{key}'") from error
+    except (EOFError, OSError, MemoryError, KeyError, UnicodeDecodeError, NotImplementedError,
+            RuntimeError) as error:  # the last two: zipfile on a flipped flag or method
+        raise FormatError(f"{path}: truncated or damaged entry '{key}'") from error
+
+
+def _decoded(path: str, array: np.ndarray, what: str) -> str:
+    """The UTF-8 text stored as a uint8 array (the JSON document, its digest)."""
+    if array.dtype != np.uint8 or array.ndim != 1:
+        raise FormatError(f"{path}: its {what} entry is damaged ({array.dtype} array of shape "
+                          f"{array.shape}, expected uint8 bytes)")
+    try:
+        return array.tobytes().decode()
+    except UnicodeDecodeError as error:
+        raise FormatError(f"{path}: its {what} is damaged (not UTF-8 text)") from error
+
+
+def _safetensors_header(path: str) -> dict:
+    """The JSON header of a .safetensors file, after checking that the file holds every byte
+    the header describes (so a truncated file is named as such)."""
+    size = _check_size(path, 8, ".safetensors")
+    with open(path, "rb") as file:
+        (length,) = struct.unpack("<Q", file.read(8))
+        if length > size - 8:
+            raise FormatError(f"{path}: truncated, or not a .safetensors file: its header "
+                              f"length says {length} bytes, but only {size - 8} follow")
+        raw = file.read(length)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FormatError(f"{path}: not a .safetensors file, or its header is damaged (not "
+                          "JSON)") from error
+    if not isinstance(header, dict):
+        raise FormatError(f"{path}: not a .safetensors file (its header is not a JSON object)")
+    ends = [entry.get("data_offsets", [0, 0])[-1] for key, entry in header.items()
+            if key != "__metadata__" and isinstance(entry, dict)]
+    needed = 8 + length + max((e for e in ends if isinstance(e, int)), default=0)
+    if needed > size:
+        raise FormatError(f"{path}: truncated: its header describes {needed} bytes, the file "
+                          f"has {size}")
+    return header
 
 
 def _read_safetensors(path: str):
+    """The document, its stored digest (None in version-1 files) and the arrays."""
     safetensors_numpy = _import_safetensors()
-    from safetensors import safe_open
-
+    metadata = _safetensors_header(path).get("__metadata__") or {}
+    if not isinstance(metadata, dict) or FORMAT not in metadata:
+        raise FormatError(f"{path}: not a chainrule file (no '{FORMAT}' metadata)")
     try:
-        with safe_open(path, framework="numpy") as file:
-            metadata = file.metadata() or {}
         arrays = safetensors_numpy.load_file(path)
     except FileNotFoundError:
         raise
     except Exception as error:  # safetensors raises its own error types
-        raise FormatError(f"{path}: not a readable .safetensors file ({error})") from error
-    if FORMAT not in metadata:
-        raise FormatError(f"{path}: not a chainrule file (no '{FORMAT}' metadata)")
-    return metadata[FORMAT], arrays
+        raise FormatError(f"{path}: not a readable .safetensors file: damaged "
+                          f"({error})") from error
+    return metadata[FORMAT], metadata.get(_DIGEST_METADATA), arrays
+
+
+def _parse_document(path: str, document: str, digest: str | None) -> dict:
+    """The checked, parsed JSON document of a file."""
+    _check_document(path, document, digest)
+    try:
+        header = json.loads(document)
+    except json.JSONDecodeError as error:
+        raise FormatError(f"{path}: its JSON is damaged ({error})") from error
+    if not isinstance(header, dict) or header.get("format") != FORMAT or "tree" not in header:
+        raise FormatError(f"{path}: not a chainrule file")
+    version = header.setdefault("version", 1)
+    if not isinstance(version, int) or version < 1:
+        raise FormatError(f"{path}: damaged: format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise FormatError(f"{path}: written by a newer chainrule (format version "
+                          f"{version} > {FORMAT_VERSION}); upgrade chainrule")
+    if version >= 2 and digest is None:
+        raise FormatError(f"{path}: the checksum of its JSON document is missing; the file is "
+                          "damaged")
+    return header
 
 
 def load_tree(path, with_metadata: bool = False):
-    """Read a tree written by :func:`save_tree` (strictly: every array must be accounted for).
+    """Read a tree written by :func:`save_tree` (strictly: every array must be accounted for,
+    and in format version 2 match its checksum).
 
     Returns the tree, or ``(tree, metadata)`` with ``with_metadata=True``.
 
     Raises:
         FileNotFoundError: no such file.
-        FormatError: not a chainrule file, damaged, or arrays and JSON do not match.
+        FormatError: not a chainrule file, truncated, damaged (checksum mismatch), or arrays
+            and JSON do not match.
     """
     path = os.fspath(path)
     suffix = _check_suffix(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path!r}")
-    document, arrays = _read_npz(path) if suffix == ".npz" else _read_safetensors(path)
-    try:
-        header = json.loads(document)
-    except json.JSONDecodeError as error:
-        raise FormatError(f"{path}: its JSON is damaged ({error})") from error
-    if header.get("format") != FORMAT or "tree" not in header:
-        raise FormatError(f"{path}: not a chainrule file")
-    if header.get("version", 0) > FORMAT_VERSION:
-        raise FormatError(f"{path}: written by a newer chainrule (format version "
-                          f"{header['version']} > {FORMAT_VERSION}); upgrade chainrule")
+    reader = _read_npz if suffix == ".npz" else _read_safetensors
+    document, digest, arrays = reader(path)
+    header = _parse_document(path, document, digest)
     used: set = set()
     tree = _unflatten(header["tree"], arrays, used, path)
     left_over = sorted(set(arrays) - used)
     if left_over:
         raise FormatError(f"{path}: arrays {left_over} are not described by the file's JSON")
+    _check_arrays(path, header, arrays)
     return (tree, header.get("metadata", {})) if with_metadata else tree
 
 
@@ -270,5 +423,5 @@ def load_weights(path) -> dict[str, np.ndarray]:
     return tree["weights"]
 
 
-__all__ = ["FormatError", "atomic_write", "json_value", "load_tree", "load_weights", "save_tree",
-           "save_weights", "write_json"]
+__all__ = ["FORMAT_VERSION", "FormatError", "array_checksum", "atomic_write", "json_value",
+           "load_tree", "load_weights", "save_tree", "save_weights", "write_json"]

@@ -486,34 +486,34 @@ class Layer(metaclass=_LayerType):
         """Every weight (trainable or not) by dotted name, as a NumPy copy, in creation order."""
         return {name: backend.to_numpy(w.data).copy() for name, w in self.named_weights()}
 
-    def load_state_dict(self, state: dict, strict: bool = True) -> LoadResult:
+    def load_state_dict(self, state: dict, strict: bool = True, *,
+                        allow_nonfinite: bool = False) -> LoadResult:
         """Copy the arrays of ``state`` into the existing weights, in place (dtype preserved).
 
-        With ``strict`` (the default) missing and unexpected names are an error; a shape
-        mismatch always is. Nothing is copied unless everything fits. Returns the
+        All or nothing: every value is checked before any weight changes, so a bad entry
+        leaves every weight as it was. With ``strict`` (the default) missing and unexpected
+        names are an error; a value is always refused when its shape differs from the
+        weight's, when it is not numeric (object, string or ragged arrays, ``None``), when it
+        cannot be cast to the weight's dtype without changing kind (float into an integer
+        weight), or, unless ``allow_nonfinite=True``, when it holds NaN or infinity (after the
+        cast: a float64 too large for a float32 weight counts). Returns the
         ``(missing_keys, unexpected_keys)`` found.
         """
         own = dict(self.named_weights())
         missing = [name for name in own if name not in state]
         unexpected = [name for name in state if name not in own]
-        mismatched = [
-            f"'{name}': expected {own[name].shape}, got {np.shape(_array_of(value))}"
-            for name, value in state.items()
-            if name in own and np.shape(_array_of(value)) != own[name].shape
-        ]
         problems = []
         if strict and missing:
             problems.append(f"missing keys {missing}")
         if strict and unexpected:
             problems.append(f"unexpected keys {unexpected}")
-        if mismatched:
-            problems.append("shape mismatch for " + ", ".join(mismatched))
+        arrays, bad = _checked_values(own, state, allow_nonfinite)
+        problems.extend(bad)
         if problems:
             raise ValueError(f"load_state_dict into layer '{self.name}': "
                              + "; ".join(problems) + self._unbuilt_hint())
-        for name, value in state.items():
-            if name in own:
-                _copy_into(own[name], value)
+        for name, array in arrays.items():
+            _copy_into(own[name], array)
         return LoadResult(missing, unexpected)
 
     def get_weights(self) -> list[np.ndarray]:
@@ -649,6 +649,50 @@ def _join(prefix: str, name: str) -> str:
 
 def _array_of(value):
     return value.data if isinstance(value, Tensor) else value
+
+
+def _checked_values(own: dict, state: dict, allow_nonfinite: bool):
+    """The values of ``state`` for the weights in ``own``, cast to each weight's dtype, and
+    the problems found (for :meth:`Layer.load_state_dict`, which copies nothing if any)."""
+    arrays, shapes, problems = {}, [], []
+    for name, value in state.items():
+        if name not in own:
+            continue
+        array, problem = _checked_value(own[name], value, allow_nonfinite)
+        if array is not None:
+            arrays[name] = array
+        elif isinstance(problem, tuple):  # (expected shape, given shape)
+            shapes.append(f"'{name}': expected {problem[0]}, got {problem[1]}")
+        else:
+            problems.append(f"weight '{name}': {problem}")
+    if shapes:
+        problems.insert(0, "shape mismatch for " + ", ".join(shapes))
+    return arrays, problems
+
+
+def _checked_value(weight: Tensor, value, allow_nonfinite: bool):
+    """``(array, None)``: ``value`` as a NumPy array of the weight's dtype; or ``(None, why)``
+    when it cannot be loaded into ``weight`` (``why`` is ``(expected, given)`` for a shape)."""
+    try:
+        array = np.asarray(backend.to_numpy(_array_of(value)))
+    except (TypeError, ValueError) as error:  # ragged nested lists, odd objects
+        return None, f"not an array of numbers ({type(value).__name__}: {error})"
+    if array.dtype.kind not in "biuf":
+        return None, (f"got a {array.dtype} array; expected numbers castable to "
+                      f"{weight.dtype} (object, string and complex values are refused)")
+    if array.shape != weight.shape:
+        return None, (weight.shape, array.shape)
+    target = np.dtype(weight.dtype)
+    if array.dtype.kind != "b" and not np.can_cast(array.dtype, target, casting="same_kind"):
+        return None, f"cannot cast a {array.dtype} array to the weight's {target}"
+    with np.errstate(over="ignore", invalid="ignore"):
+        array = array.astype(target, copy=True)
+    if target.kind == "f" and not allow_nonfinite:
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        if bad:
+            return None, (f"{bad} of {array.size} values are NaN or infinite (as {target}); "
+                          "pass allow_nonfinite=True to load them anyway")
+    return array, None
 
 
 def _copy_into(weight: Tensor, value) -> None:

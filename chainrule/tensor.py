@@ -7,6 +7,8 @@ node of the computational graph, and ``loss.backward()`` runs the chain rule bac
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from chainrule import backend
@@ -28,7 +30,7 @@ class Tensor:
     tensor([2., 4.])
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_node", "_index", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_node", "_index", "_version", "__weakref__")
     # NumPy defers to our reflected operators: ndarray + Tensor -> Tensor.__radd__.
     __array_ufunc__ = None
 
@@ -45,6 +47,7 @@ class Tensor:
         self.requires_grad = requires_grad
         self._node = None
         self._index = 0
+        self._version = 0
 
     @classmethod
     def _from_op(cls, data, node, index=0):
@@ -55,6 +58,7 @@ class Tensor:
         t.requires_grad = node is not None
         t._node = node
         t._index = index
+        t._version = 0
         return t
 
     # -- array facts ----------------------------------------------------------------------------
@@ -125,7 +129,11 @@ class Tensor:
         return self.numpy().tolist()
 
     def detach(self) -> Tensor:
-        """A tensor sharing the same data, cut from the graph."""
+        """A tensor sharing the same data, cut from the graph.
+
+        Its version counter is its own (PyTorch shares one): an in-place write through the
+        detached tensor is not seen by a backward that saved this one.
+        """
         return Tensor._from_op(self.data, None)
 
     def to(self, device) -> Tensor:
@@ -245,6 +253,71 @@ class Tensor:
                 "would corrupt its gradient; write to .data, or use chainrule.where / concat"
             )
         self.data[index] = value.data if isinstance(value, Tensor) else value
+        self._version += 1
+
+    # -- in-place operations ----------------------------------------------------------------------
+    #
+    # Each bumps ``_version``; a graph node that saved this tensor for its backward checks the
+    # version there and refuses a modified value (see Function.check_saved_versions). Writes to
+    # the ``.data`` array itself (optimizer kernels, running statistics) are not counted, as
+    # PyTorch does not count writes through ``.data``.
+
+    def add_(self, other) -> Tensor:
+        """``self += other`` in place, broadcasting ``other`` (PyTorch's ``add_``)."""
+        return self._in_place("add_", ops.add, operator.iadd, other)
+
+    def sub_(self, other) -> Tensor:
+        """``self -= other`` in place."""
+        return self._in_place("sub_", ops.sub, operator.isub, other)
+
+    def mul_(self, other) -> Tensor:
+        """``self *= other`` in place."""
+        return self._in_place("mul_", ops.mul, operator.imul, other)
+
+    def div_(self, other) -> Tensor:
+        """``self /= other`` in place."""
+        return self._in_place("div_", ops.div, operator.itruediv, other)
+
+    def copy_(self, src) -> Tensor:
+        """Overwrite every element with ``src`` (broadcast to this shape, cast to this dtype)."""
+        return self._in_place("copy_", _replaced_by, _assign, src)
+
+    def fill_(self, value) -> Tensor:
+        """Set every element to the number ``value``."""
+        return self._in_place("fill_", _replaced_by, _assign, value)
+
+    def zero_(self) -> Tensor:
+        """Set every element to zero."""
+        return self._in_place("zero_", _replaced_by, _assign, 0)
+
+    def _in_place(self, name, op, write, other) -> Tensor:
+        """``self = op(self, other)`` written into ``self.data``; bumps the version.
+
+        Without a graph to record (grad mode off, or neither operand requires grad) this is
+        ``write(self.data, other)`` on the array. Otherwise ``op`` is recorded on a copy of the
+        old value and this tensor takes over the new node, as PyTorch rebases the history of a
+        non-leaf; a leaf that requires grad is refused, as in PyTorch.
+        """
+        other_grad = isinstance(other, Tensor) and other.requires_grad
+        if flags.grad_enabled and (self.requires_grad or other_grad):
+            if self._node is None and self.requires_grad:
+                raise RuntimeError(
+                    f"{name}: a leaf tensor of shape {self.shape} that requires grad is used in "
+                    "an in-place operation; wrap the update in chainrule.no_grad()"
+                )
+            old = Tensor._from_op(self.data.copy(), self._node, self._index)
+            result = op(old, other)
+            if result.shape != self.shape:
+                raise RuntimeError(
+                    f"{name}: the result has shape {result.shape}, which cannot be written into "
+                    f"a tensor of shape {self.shape}"
+                )
+            self.data[...] = result.data
+            self._node, self._index, self.requires_grad = result._node, result._index, True
+        else:
+            write(self.data, other.data if isinstance(other, Tensor) else other)
+        self._version += 1
+        return self
 
     # Comparisons give boolean tensors and record nothing.
     def __lt__(self, other):
@@ -346,6 +419,16 @@ class Tensor:
 
     def broadcast_to(self, shape):
         return ops.broadcast_to(self, shape)
+
+
+def _assign(array, value) -> None:
+    array[...] = value
+
+
+def _replaced_by(old: Tensor, value) -> Tensor:
+    """``value`` in ``old``'s shape, recorded so that ``old`` gets a zero gradient."""
+    xp = backend.get_array_module(old.data)
+    return ops.where(xp.zeros(old.shape, dtype=bool), old, value)
 
 
 def _to_array(data, dtype):

@@ -7,7 +7,9 @@ Everything the engine does happens in exactly one place:
 * a gradient whose shape differs from its input's (broadcasting in forward) is summed back to
   the input's shape with :func:`chainrule.ops.sum_to`;
 * leaf gradients accumulate out of place into ``.grad`` across calls, as in PyTorch;
-* saved arrays are freed node by node unless ``retain_graph`` is set.
+* saved arrays are freed node by node unless ``retain_graph`` is set;
+* a node whose saved tensors were modified in place since forward raises before its backward
+  (version counters, :meth:`Function.check_saved_versions`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def backward(outputs, grad_outputs=None, retain_graph=None, create_graph=False, 
                     f"{node.name}: this fused op's backward is first-order only; compose it "
                     "from primitive ops to take higher-order gradients"
                 )
+            node.check_saved_versions()
             if node.multi_output:
                 gy = _fill_missing(node, gy)
             gxs = node.backward(gy)

@@ -23,6 +23,12 @@ constants) go to the constructor::
 
 The engine, not the op, sums a gradient back to its input's shape after broadcasting, and it
 accumulates gradients from several uses of one value.
+
+Saved values are guarded by version counters, as in PyTorch: every in-place Tensor operation
+(``t[i] = v``, ``add_``, ``mul_``, ``copy_``, ...) bumps ``t._version``. A node records the
+versions of the inputs its backward reads (``saved_inputs``) and the engine calls
+:meth:`Function.check_saved_versions` before the node's backward, so a value modified in
+between raises instead of giving a silently wrong gradient.
 """
 
 from __future__ import annotations
@@ -46,6 +52,12 @@ class Function:
     multi_output: bool = False
     #: Set to False by fused ops whose backward uses raw arrays and so cannot be differentiated.
     differentiable_backward: bool = True
+    #: The positions of the inputs whose values backward reads (PyTorch's saved tensors); their
+    #: versions are recorded and checked. ``None``: every input (the safe default); ``()``: none
+    #: (ops whose backward needs only shapes, masks made in forward, or their own output).
+    saved_inputs: tuple | None = None
+    #: The versions of the saved inputs when the node was recorded.
+    _versions: tuple = ()
 
     def forward(self, *xs):
         raise NotImplementedError
@@ -66,6 +78,12 @@ class Function:
                 if t.requires_grad:
                     node = self
                     self.inputs = inputs
+                    saved = self.saved_inputs
+                    if saved is None:
+                        self._versions = tuple([x._version for x in inputs])
+                    elif saved:
+                        self._versions = tuple([inputs[i]._version for i in saved
+                                                if i < len(inputs)])
                     break
         if self.multi_output:
             outputs = tuple(_wrap(y, node, i) for i, y in enumerate(ys))
@@ -104,6 +122,24 @@ class Function:
 
         return Tensor._from_op(self._output_arrays[index], None)
 
+    def check_saved_versions(self) -> None:
+        """Raise if a tensor that backward reads was modified in place after it was saved.
+
+        The engine calls this before ``backward``: one integer comparison per saved input and
+        per kept output (an op's outputs are saved at version 0).
+        """
+        if self._versions:
+            inputs = self.inputs
+            saved = self.saved_inputs
+            for i, expected in zip(saved or range(len(inputs)), self._versions):
+                if inputs[i]._version != expected:
+                    raise _modified_error(self, inputs[i], f"input {i}", expected)
+        if self.keeps_output:
+            for i, ref in enumerate(self._output_refs):
+                out = ref()
+                if out is not None and out._version != 0:
+                    raise _modified_error(self, out, f"output {i}", 0)
+
     def release(self) -> None:
         """Free what forward saved and the references to the inputs (after backward)."""
         self.__dict__.clear()
@@ -116,6 +152,15 @@ class Function:
         return f"<{self.name}>"
 
 
+def _modified_error(op, t, role: str, expected: int) -> RuntimeError:
+    return RuntimeError(
+        "one of the variables needed for gradient computation has been modified by an inplace "
+        f"operation: tensor of shape {tuple(t.shape)} ({t.dtype}), {role} of {op.name}, is at "
+        f"version {t._version}; expected version {expected} (saved by {op.name}). Make the "
+        "change out of place (y = y + 1 rather than y.add_(1)), or after backward"
+    )
+
+
 def _wrap(y, node, index):
     """A new Tensor around an op's result (this is the hot path of every op)."""
     if type(y) is not np.ndarray and backend.device_of(y) == "cpu":
@@ -126,6 +171,7 @@ def _wrap(y, node, index):
     t.requires_grad = node is not None
     t._node = node
     t._index = index
+    t._version = 0
     return t
 
 

@@ -19,6 +19,8 @@ from chainrule.tensor import Tensor
 class Add(Function):
     """y = a + b;  ∂y/∂a = ∂y/∂b = 1."""
 
+    saved_inputs = ()
+
     def forward(self, a, b):
         return a + b
 
@@ -28,6 +30,8 @@ class Add(Function):
 
 class Sub(Function):
     """y = a − b;  ∂y/∂a = 1, ∂y/∂b = −1."""
+
+    saved_inputs = ()
 
     def forward(self, a, b):
         return a - b
@@ -95,6 +99,8 @@ class PowConstant(Function):
 class Maximum(Function):
     """y = max(a, b);  the gradient goes to the larger input, split in half on ties."""
 
+    saved_inputs = ()
+
     def forward(self, a, b):
         self.to_a = (a > b) + 0.5 * (a == b)
         return np.maximum(a, b)
@@ -107,6 +113,8 @@ class Maximum(Function):
 class Minimum(Function):
     """y = min(a, b);  the gradient goes to the smaller input, split in half on ties."""
 
+    saved_inputs = ()
+
     def forward(self, a, b):
         self.to_a = (a < b) + 0.5 * (a == b)
         return np.minimum(a, b)
@@ -118,6 +126,8 @@ class Minimum(Function):
 
 class Where(Function):
     """y = condition ? a : b;  the gradient flows to whichever input was chosen."""
+
+    saved_inputs = ()
 
     def __init__(self, condition):
         self.condition = condition
@@ -136,6 +146,8 @@ class Where(Function):
 class Neg(Function):
     """y = −x."""
 
+    saved_inputs = ()
+
     def forward(self, x):
         return -x
 
@@ -147,6 +159,7 @@ class Exp(Function):
     """y = eˣ;  dy/dx = y."""
 
     keeps_output = True
+    saved_inputs = ()
 
     def forward(self, x):
         return backend.get_array_module(x).exp(x)
@@ -169,6 +182,7 @@ class Sqrt(Function):
     """y = √x;  dy/dx = 1 / (2y)."""
 
     keeps_output = True
+    saved_inputs = ()
 
     def forward(self, x):
         return backend.get_array_module(x).sqrt(x)
@@ -192,6 +206,7 @@ class Tanh(Function):
     """y = tanh x;  dy/dx = 1 − y²."""
 
     keeps_output = True
+    saved_inputs = ()
 
     def forward(self, x):
         return backend.get_array_module(x).tanh(x)
@@ -205,6 +220,7 @@ class Sigmoid(Function):
     """y = σ(x) = 1 / (1 + e⁻ˣ);  dy/dx = y(1 − y). Computed as ½(1 + tanh(x/2)): no overflow."""
 
     keeps_output = True
+    saved_inputs = ()
 
     def forward(self, x):
         xp = backend.get_array_module(x)
@@ -222,6 +238,7 @@ class ReLU(Function):
     """y = max(0, x);  dy/dx = 1 where x > 0, else 0 (the mask is read off the output)."""
 
     keeps_output = True
+    saved_inputs = ()
 
     def forward(self, x):
         return backend.get_array_module(x).maximum(x, 0)
@@ -246,6 +263,8 @@ def relu_gradient(gy, y):
 class Clip(Function):
     """y = min(max(x, lo), hi);  dy/dx = 1 where lo ≤ x ≤ hi (PyTorch's clamp), else 0."""
 
+    saved_inputs = ()
+
     def __init__(self, lo, hi):
         self.lo, self.hi = lo, hi
 
@@ -265,6 +284,8 @@ class Clip(Function):
 class AsType(Function):
     """y = x converted to another floating dtype; the gradient converts back."""
 
+    saved_inputs = ()
+
     def __init__(self, dtype):
         self.dtype = np.dtype(dtype)
 
@@ -278,6 +299,8 @@ class AsType(Function):
 
 class ToDevice(Function):
     """y = x moved to another device; the gradient moves back."""
+
+    saved_inputs = ()
 
     def __init__(self, device):
         self.device = device

@@ -47,6 +47,8 @@ class Linear(Function):
     followed by ReLU.
     """
 
+    saved_inputs = (0, 1)
+
     def __init__(self, relu: bool = False):
         self.relu = self.keeps_output = relu
 
@@ -104,6 +106,8 @@ def kernel_gradient(x2, g2):
 class LeakyReLU(Function):
     """y = x for x > 0, slope·x otherwise;  dy/dx = 1 or slope (slope at 0, as in PyTorch)."""
 
+    saved_inputs = ()
+
     def __init__(self, slope: float):
         self.slope = slope
 
@@ -138,6 +142,7 @@ class ELU(Function):
     """y = x for x > 0, α(eˣ − 1) otherwise;  dy/dx = 1 or α·eˣ = y + α."""
 
     keeps_output = True
+    saved_inputs = ()
 
     def __init__(self, alpha: float):
         self.alpha = alpha
@@ -296,6 +301,7 @@ class Softmax(Function):
     """y = e^(x − max x) / Σ e^(x − max x) along ``axis``;  ∂L/∂x = y ⊙ (G − Σ G ⊙ y)."""
 
     keeps_output = True
+    saved_inputs = ()
 
     def __init__(self, axis: int):
         self.axis = axis
@@ -317,6 +323,7 @@ class LogSoftmax(Function):
     """y = x − max x − log Σ e^(x − max x) along ``axis``;  ∂L/∂x = G − softmax(x)·Σ G."""
 
     keeps_output = True
+    saved_inputs = ()
 
     def __init__(self, axis: int):
         self.axis = axis
@@ -346,6 +353,8 @@ class SoftmaxCrossEntropy(Function):
     Backward: ∂ℓ/∂x = softmax(x)·Σt − t (= softmax − onehot for one-hot targets),
     ∂ℓ/∂t = −log softmax(x). First-order only (raw arrays).
     """
+
+    saved_inputs = (1,)
 
     differentiable_backward = False
 
@@ -504,6 +513,8 @@ class Embedding(Function):
     up repeated ids; that is itself differentiable (its gradient is a lookup again).
     """
 
+    saved_inputs = ()
+
     def __init__(self, ids):
         self.ids = ids
 
@@ -517,6 +528,8 @@ class Embedding(Function):
 
 class EmbeddingGrad(Function):
     """y = zeros(rows, dim) with y[ids[k]] += g[k] for every k (repeated ids add up)."""
+
+    saved_inputs = ()
 
     def __init__(self, ids, rows: int):
         self.ids, self.rows = ids, rows

@@ -384,6 +384,8 @@ class Conv2d(Function):
     The backward pass uses raw arrays (first-order only).
     """
 
+    saved_inputs = (0, 1)
+
     differentiable_backward = False
 
     def __init__(self, stride, padding, dilation, relu: bool = False):

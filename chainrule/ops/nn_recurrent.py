@@ -129,6 +129,8 @@ class Unstack(Function):
     backward scatter into a zero array of x's full size, O(T²) work over T steps.
     """
 
+    saved_inputs = ()
+
     multi_output = True
 
     def __init__(self, axis: int):

@@ -27,6 +27,8 @@ def _spread(gy, keep_shape, input_shape):
 class Sum(Function):
     """y = Σ x over ``axis``;  ∂y/∂x = 1 (the gradient is broadcast back)."""
 
+    saved_inputs = ()
+
     def __init__(self, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
 
@@ -41,6 +43,8 @@ class Sum(Function):
 
 class Mean(Function):
     """y = (1/n) Σ x over ``axis``;  ∂y/∂x = 1/n."""
+
+    saved_inputs = ()
 
     def __init__(self, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
@@ -64,6 +68,8 @@ class Extremum(Function):
     The gradient is split evenly between tied extreme elements (like ``torch.amax``), so it is
     the same whichever order the ties come in, and gradient checks agree with it.
     """
+
+    saved_inputs = ()
 
     def __init__(self, axis, keepdims, take_max=True):
         self.axis, self.keepdims, self.take_max = axis, keepdims, take_max

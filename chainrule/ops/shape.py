@@ -18,6 +18,8 @@ from chainrule.tensor import Tensor
 class Reshape(Function):
     """y = x with a new shape (same elements, same order)."""
 
+    saved_inputs = ()
+
     def __init__(self, shape):
         self.shape = shape
 
@@ -31,6 +33,8 @@ class Reshape(Function):
 
 class Transpose(Function):
     """y = x with its axes permuted; the gradient is permuted back."""
+
+    saved_inputs = ()
 
     def __init__(self, axes):
         self.axes = axes
@@ -50,6 +54,8 @@ class BroadcastTo(Function):
     cheaper than NumPy's ``broadcast_to`` wrapper for the small shapes where overhead matters.
     """
 
+    saved_inputs = ()
+
     def __init__(self, shape):
         self.shape = tuple(shape)
 
@@ -65,6 +71,8 @@ class BroadcastTo(Function):
 
 class SumTo(Function):
     """y = x summed over the axes that broadcasting to x's shape would have added or stretched."""
+
+    saved_inputs = ()
 
     def __init__(self, shape):
         self.shape = tuple(shape)
@@ -94,6 +102,8 @@ def _sum_to_array(x, shape):
 class GetItem(Function):
     """y = x[index] for basic or integer-array indexing."""
 
+    saved_inputs = ()
+
     def __init__(self, index):
         self.index = index
 
@@ -107,6 +117,8 @@ class GetItem(Function):
 
 class ScatterAdd(Function):
     """y = zeros(shape); y[index] += x, adding up repeated indices (the gradient of GetItem)."""
+
+    saved_inputs = ()
 
     def __init__(self, index, shape):
         self.index, self.shape = index, shape
@@ -137,6 +149,8 @@ def _is_basic_index(index) -> bool:
 class Concat(Function):
     """y = the inputs joined along ``axis``;  each input's gradient is its slice of gy."""
 
+    saved_inputs = ()
+
     def __init__(self, axis):
         self.axis = axis
 
@@ -155,6 +169,8 @@ class Concat(Function):
 
 class Pad(Function):
     """y = x surrounded by a constant; the gradient is the inner slice of gy."""
+
+    saved_inputs = ()
 
     def __init__(self, pad_width, value):
         self.pad_width, self.value = pad_width, value

@@ -194,3 +194,77 @@ def test_checksums_do_not_depend_on_byte_order_or_layout():
     assert io.array_checksum(array) == io.array_checksum(np.asfortranarray(array))
     assert io.array_checksum(array) != io.array_checksum(array.reshape(3, 2))
     assert io.array_checksum(array) != io.array_checksum(array.astype(np.float32))
+
+
+# -- load_model: a crafted architecture is refused before anything is built ---------------------
+
+
+def _saved_model(path):
+    from chainrule.layers import Dense
+    from chainrule.models import Sequential
+
+    model = Sequential([Dense(8, input_shape=(4,)), Dense(3)])
+    model.compile(optimizer="adam", loss="mse")
+    model.save(path)
+    return model
+
+
+def _edit_model_file(path, edit):
+    """Change a saved model's JSON and write it back with valid checksums (a deliberate,
+    hostile edit rather than damage)."""
+    tree, metadata = io.load_tree(path, with_metadata=True)
+    edit(tree)
+    io.save_tree(path, tree, metadata=metadata)
+
+
+def _huge_units(tree):
+    tree["model"]["config"]["layers"][1]["config"]["units"] = 10**12
+
+
+def _huge_first_units(tree):
+    tree["model"]["config"]["layers"][0]["config"]["units"] = 10**7
+
+
+def _huge_input(tree):
+    tree["build_input_shape"] = [None, 10**9]
+    tree["model"]["config"]["input_shape"] = [10**9]
+    tree["model"]["config"]["layers"][0]["config"]["input_shape"] = [10**9]
+
+
+EDITS = {
+    "units 10**12": (_huge_units, r"declares units=1000000000000, a weight of at least 10{12}"),
+    "first layer units": (_huge_first_units, r"units=10000000, input features=4"),
+    "input features": (_huge_input, r"input features=1000000000"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_load_model_refuses_a_crafted_huge_architecture_fast(tmp_path, edit):
+    import time
+    import tracemalloc
+
+    from chainrule.models import load_model
+
+    path = tmp_path / "model.npz"
+    _saved_model(path)
+    change, message = EDITS[edit]
+    _edit_model_file(path, change)
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(io.FormatError, match=message):
+            load_model(path)
+        elapsed = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert elapsed < 1.0 and peak < 50 * 2**20
+
+
+def test_load_model_still_loads_an_honest_file(tmp_path):
+    from chainrule.models import load_model
+
+    path = tmp_path / "model.npz"
+    model = _saved_model(path)
+    x = np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)
+    np.testing.assert_array_equal(load_model(path).predict(x), model.predict(x))

@@ -18,6 +18,14 @@ shape, loads the weights strictly, compiles it again and restores the optimizer 
 training continues exactly where it stopped (given the same data order: random generators are
 not saved; seed ``fit`` for that).
 
+Before anything is built, the sizes the architecture declares are checked against the weights
+stored in the file: a layer's ``units``, ``filters``, ``kernel_size``, ``input_dim`` /
+``output_dim`` (and a first layer's input features) give a lower bound on the size of one of
+its weights, which must not exceed the largest array in the file. So a file whose JSON was
+changed to say ``units: 10**12`` is refused at once, instead of allocating terabytes and
+failing later. (Layers of your own declare sizes under other names; for them the strict weight
+check after the build is what remains.)
+
 A subclassed :class:`~chainrule.models.Model` is rebuilt with ``cls.from_config(config)``: give
 it a ``get_config`` that returns its constructor arguments, and pass the class in
 ``custom_objects`` unless it was defined in the loading program (classes are found by name).
@@ -25,6 +33,7 @@ it a ``get_config`` that returns its constructor arguments, and pass the class i
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 
@@ -109,31 +118,36 @@ def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool 
                  metadata={"kind": "model", "class_name": type(model).__name__})
 
 
-def load_model(filepath, custom_objects: dict | None = None, compile: bool = True):  # noqa: A002
+def load_model(filepath, custom_objects: dict | None = None, compile: bool = True,  # noqa: A002
+               *, allow_nonfinite: bool = False):
     """Load a model written by ``model.save`` / :func:`save_model`.
 
     Args:
         filepath: the ``.npz`` or ``.safetensors`` file.
         custom_objects: ``{"ClassName": cls}`` for layers and models of your own.
         compile: compile the model again and restore the optimizer state (default True).
+        allow_nonfinite: load weights holding NaN or infinity (refused by default: see
+            :meth:`~chainrule.layers.Layer.load_state_dict`).
 
     Returns:
         the model, with the same weights (and so the same predictions), and when compiled the
         same optimizer state.
 
     Raises:
-        FileNotFoundError, chainrule.io.FormatError: no such file, or not a model file.
+        FileNotFoundError, chainrule.io.FormatError: no such file, not a model file, damaged,
+            or an architecture whose sizes the stored weights cannot match.
     """
     tree, metadata = io.load_tree(filepath, with_metadata=True)
     if metadata.get("kind") != "model" or not isinstance(tree, dict) or "model" not in tree:
         raise io.FormatError(f"{os.fspath(filepath)}: not a saved model (a weights file? use "
                              "model.load_weights)")
+    check_declared_sizes(os.fspath(filepath), tree)
     model = deserialize(tree["model"], custom_objects)
     if tree.get("build_input_shape") is not None and not model.built:
         shape = tree["build_input_shape"]
         shape = [tuple(s) for s in shape] if shape and isinstance(shape[0], list) else tuple(shape)
         model.build(shape, tree.get("input_dtype"))
-    model.load_state_dict(tree["weights"], strict=True)
+    model.load_state_dict(tree["weights"], strict=True, allow_nonfinite=allow_nonfinite)
     settings = tree.get("compile")
     if compile and settings is not None:
         model.compile(
@@ -148,4 +162,90 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
     return model
 
 
-__all__ = ["load_model", "model_tree", "save_model"]
+# -- the sizes an architecture declares ------------------------------------------------------------
+
+#: Config entries whose product is at most the size of one of the layer's weights (Dense and
+#: recurrent ``units``, Maxout ``pieces``, Conv ``filters``, Embedding ``input_dim·output_dim``).
+_SIZE_KEYS = ("units", "pieces", "filters", "input_dim", "output_dim")
+
+
+def check_declared_sizes(path: str, tree: dict) -> None:
+    """Refuse a model file whose architecture declares a weight larger than any array the file
+    holds, before anything is built (so nothing large is allocated).
+
+    Raises:
+        chainrule.io.FormatError: naming the file, the layer, the sizes and the largest array.
+    """
+    weights = tree.get("weights")
+    if not isinstance(weights, dict) or not all(isinstance(a, np.ndarray)
+                                                 for a in weights.values()):
+        raise io.FormatError(f"{path}: its 'weights' entry is not a dict of arrays")
+    largest = max((int(a.size) for a in weights.values()), default=0)
+    features = _last_dim(tree.get("build_input_shape"))
+    for name, declared, size in _declared_sizes(tree.get("model"), features):
+        if size > largest:
+            raise io.FormatError(
+                f"{path}: layer '{name}' declares {declared}, a weight of at least {size} "
+                f"elements, but the largest array in the file has {largest}; refusing to "
+                "build it (the file's architecture was changed or does not match its weights)"
+            )
+
+
+def _declared_sizes(node, features=None):
+    """``(layer name, "units=..., ...", lower bound)`` for every layer config in ``node``."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _declared_sizes(item)
+        return
+    if not isinstance(node, dict):
+        return
+    config = node.get("config") if "class_name" in node else None
+    if isinstance(config, dict):
+        found = _layer_bound(config, features)
+        if found is not None:
+            yield (str(config.get("name", node["class_name"])), *found)
+        layers = config.get("layers")
+        if isinstance(layers, list) and layers:  # a Sequential: its input feeds layers[0]
+            first = _last_dim(config.get("input_shape")) or features
+            yield from _declared_sizes(layers[0], first)
+            yield from _declared_sizes(layers[1:])
+        for key, value in config.items():
+            if key != "layers":
+                yield from _declared_sizes(value)
+        return
+    for value in node.values():
+        yield from _declared_sizes(value)
+
+
+def _layer_bound(config: dict, features):
+    """``("units=..., ...", lower bound)`` of one layer's config, or None if it declares no
+    size: the product of its size entries, its kernel size and (with ``units``) its input
+    features, each a factor of one weight's shape."""
+    factors = {key: config[key] for key in _SIZE_KEYS if _is_count(config.get(key))}
+    kernel = config.get("kernel_size")
+    kernel = [kernel] if _is_count(kernel) else kernel
+    if isinstance(kernel, list) and kernel and all(_is_count(k) for k in kernel):
+        factors["kernel_size"] = kernel
+    if not factors:
+        return None
+    own_features = _last_dim(config.get("input_shape")) or features
+    if "units" in factors and own_features is not None:
+        factors["input features"] = own_features
+    bound = 1
+    for value in factors.values():
+        bound *= math.prod(value) if isinstance(value, list) else value
+    return ", ".join(f"{k}={v}" for k, v in factors.items()), bound
+
+
+def _last_dim(shape):
+    """The last entry of a (JSON) shape when it is a positive int, else None."""
+    if isinstance(shape, list) and shape and _is_count(shape[-1]):
+        return shape[-1]
+    return None
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+__all__ = ["check_declared_sizes", "load_model", "model_tree", "save_model"]

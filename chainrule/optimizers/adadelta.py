@@ -40,6 +40,8 @@ class Adadelta(Optimizer):
     0.00316
     """
 
+    state_keys = required_state_keys = ("step", "square_avg", "acc_delta")
+
     def __init__(self, params=None, learning_rate=1.0, rho=0.9, epsilon=1e-6, weight_decay=0,
                  *, lr=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
         defaults = dict(learning_rate=learning_rate, rho=rho, epsilon=epsilon,
@@ -48,8 +50,8 @@ class Adadelta(Optimizer):
                          global_clipnorm=global_clipnorm)
 
     def _check_group(self, group):
-        check_range(self, group, "rho", 0.0, 1.0)
-        check_range(self, group, "epsilon")
+        check_range(self, group, "rho", 0.0, 1.0, high_open=True)
+        check_range(self, group, "epsilon", low_open=True)
         check_range(self, group, "weight_decay")
         return group
 

@@ -39,6 +39,8 @@ class Adagrad(Optimizer):
     [0.5, -1.5]
     """
 
+    state_keys = required_state_keys = ("step", "sum")
+
     def __init__(self, params=None, learning_rate=0.01, epsilon=1e-10,
                  initial_accumulator_value=0.0, lr_decay=0, weight_decay=0, *, lr=None,
                  clipnorm=None, clipvalue=None, global_clipnorm=None):
@@ -49,7 +51,8 @@ class Adagrad(Optimizer):
                          global_clipnorm=global_clipnorm)
 
     def _check_group(self, group):
-        for key in ("epsilon", "initial_accumulator_value", "lr_decay", "weight_decay"):
+        check_range(self, group, "epsilon", low_open=True)
+        for key in ("initial_accumulator_value", "lr_decay", "weight_decay"):
             check_range(self, group, key)
         return group
 

@@ -8,6 +8,7 @@ from chainrule import backend
 from chainrule.optimizers.optimizer import (
     Optimizer,
     add_weight_decay,
+    check_flag,
     check_range,
     subtract_scaled,
 )
@@ -50,6 +51,8 @@ class Adam(Optimizer):
 
     #: Whether weight decay shrinks the weights directly (AdamW) instead of adding λ·W to g.
     decoupled_weight_decay = False
+    state_keys = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    required_state_keys = ("step", "exp_avg", "exp_avg_sq")
 
     def __init__(self, params=None, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  weight_decay=0.0, amsgrad=False, *, lr=None, clipnorm=None, clipvalue=None,
@@ -62,8 +65,9 @@ class Adam(Optimizer):
     def _check_group(self, group):
         check_range(self, group, "beta_1", 0.0, 1.0, high_open=True)
         check_range(self, group, "beta_2", 0.0, 1.0, high_open=True)
-        check_range(self, group, "epsilon")
+        check_range(self, group, "epsilon", low_open=True)
         check_range(self, group, "weight_decay")
+        check_flag(self, group, "amsgrad")
         return group
 
     def _init_state(self, param, group):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from numbers import Real
+
 from chainrule import backend
 from chainrule.optimizers.optimizer import Optimizer, subtract_scaled
 
@@ -40,11 +43,14 @@ class GradientDescent(Optimizer):
     """
 
     _thread_safe = False  # _update adds to self.change
+    state_keys = ()
 
     def __init__(self, params=None, learning_rate=0.01, goal=None, *, lr=None, clipnorm=None,
                  clipvalue=None, global_clipnorm=None):
-        if goal is not None and not goal > 0:
-            raise ValueError(f"GradientDescent: goal must be > 0 or None, got {goal!r}")
+        if goal is not None and not (isinstance(goal, Real) and not isinstance(goal, bool)
+                                     and math.isfinite(goal) and goal > 0):
+            raise ValueError(f"GradientDescent: goal must be a finite number > 0 or None, got "
+                             f"{goal!r}")
         self.goal = goal
         self.change = None
         self.converged = False

@@ -25,6 +25,7 @@ the number of threads.
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -105,6 +106,10 @@ class Optimizer:
 
     #: Set to False by optimizers whose ``_update`` writes shared Python state (no threads then).
     _thread_safe = True
+    #: The names a parameter's state may hold (None: not checked by :meth:`load_state_dict`),
+    #: and those a non-empty state must hold (what :meth:`_init_state` makes).
+    state_keys: tuple | None = None
+    required_state_keys: tuple = ()
 
     def __init__(self, params, defaults: dict, *, lr=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None):
@@ -357,7 +362,8 @@ class Optimizer:
     # -- saving and loading ---------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        """A snapshot of the optimizer: ``{"state", "param_groups", "iterations"}``.
+        """A snapshot of the optimizer: ``{"class_name", "state", "param_groups",
+        "iterations"}``.
 
         Made of NumPy arrays (copies), Python numbers, strings, lists and dicts only, so it can
         be written to ``.npz`` or JSON. ``state`` is a list with one dict per parameter, in the
@@ -385,55 +391,108 @@ class Optimizer:
              for k, v in self.state.get(p, {}).items()}
             for p in self.params
         ]
-        return {"state": state, "param_groups": groups, "iterations": int(self.iterations)}
+        return {"class_name": type(self).__name__, "state": state, "param_groups": groups,
+                "iterations": int(self.iterations)}
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore a :meth:`state_dict` into an optimizer over parameters of the same shapes.
 
         Groups and parameters are matched by position; hyper-parameters, state and
-        ``iterations`` are replaced. The arrays are copied (cast to each parameter's dtype).
+        ``iterations`` are replaced. All or nothing: everything is checked before anything
+        changes. The state must come from the same optimizer class (``class_name``; a state
+        saved before it was recorded is checked by its shapes and names alone), its
+        hyper-parameters must pass the constructor's checks, and its arrays must be numeric,
+        finite and shaped like their parameters. The arrays are copied (cast to each
+        parameter's dtype).
         """
         name = type(self).__name__
-        saved_groups = state_dict["param_groups"]
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"{name}.load_state_dict: expected a dict from state_dict(), got "
+                            f"{type(state_dict).__name__}")
+        saved_class = _to_python(state_dict.get("class_name", name))
+        if saved_class != name:
+            raise ValueError(f"{name}.load_state_dict: the state was saved by {saved_class!r}, "
+                             f"not {name}; load it into a {saved_class} or start afresh")
+        saved_groups, saved_state = self._saved_structure(state_dict)
+        new_state = {}
+        for i, (p, entries) in enumerate(zip(self.params, saved_state)):
+            if entries:
+                new_state[p] = self._import_param_state(entries, p, i)
+        loaded_groups = [self._import_group(group, saved, i) for i, (group, saved)
+                         in enumerate(zip(self.param_groups, saved_groups))]
+        iterations = _import_count(state_dict.get("iterations", 0), f"{name}.load_state_dict",
+                                   "iterations")
+        for group, loaded in zip(self.param_groups, loaded_groups):  # nothing failed: replace
+            group.update(loaded)  # in place: callers may hold the group dicts
+        self.state = new_state
+        self.iterations = iterations
+
+    def _saved_structure(self, state_dict: dict):
+        """The saved groups and per-parameter states, once their counts match this
+        optimizer's (ValueError naming the mismatch otherwise)."""
+        name = type(self).__name__
+        saved_groups, saved_state = state_dict.get("param_groups"), state_dict.get("state")
+        if not isinstance(saved_groups, list) or not isinstance(saved_state, list):
+            raise ValueError(f"{name}.load_state_dict: the state needs lists 'param_groups' and "
+                             "'state' (as state_dict() makes)")
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
                 f"{name}.load_state_dict: the state has {len(saved_groups)} parameter groups, "
                 f"the optimizer {len(self.param_groups)}"
             )
         for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
-            if len(saved["params"]) != len(group["params"]):
+            count = len(saved.get("params", ())) if isinstance(saved, dict) else None
+            if count != len(group["params"]):
                 raise ValueError(
-                    f"{name}.load_state_dict: group {i} has {len(saved['params'])} parameters in "
+                    f"{name}.load_state_dict: group {i} has {count} parameters in "
                     f"the state but {len(group['params'])} in the optimizer"
                 )
-        params = self.params
-        saved_state = state_dict["state"]
-        if len(saved_state) != len(params):
+        if len(saved_state) != len(self.params):
             raise ValueError(
                 f"{name}.load_state_dict: state for {len(saved_state)} parameters, optimizer has "
-                f"{len(params)}"
+                f"{len(self.params)}"
             )
-        new_state = {}
-        for i, (p, entries) in enumerate(zip(params, saved_state)):
-            if entries:
-                new_state[p] = {k: _import_state_value(v, p, k, i, name)
-                                for k, v in entries.items()}
-        loaded_groups = []
-        for group, saved in zip(self.param_groups, saved_groups):
-            loaded = ParamGroup(group)
-            for key, value in saved.items():
-                if key == "params":
-                    continue
-                if isinstance(value, dict) and "class_name" in value:
-                    value = schedules_module.deserialize(value)
-                elif key == "param_names":
-                    value = [str(_to_python(n)) for n in value]
-                loaded[key] = _to_python(value)
-            loaded_groups.append(self._check_group(_check_learning_rate(self, loaded)))
-        for group, loaded in zip(self.param_groups, loaded_groups):
-            group.update(loaded)  # in place: callers may hold the group dicts
-        self.state = new_state
-        self.iterations = int(_to_python(state_dict.get("iterations", 0)))
+        return saved_groups, saved_state
+
+    def _import_group(self, group, saved: dict, index: int) -> ParamGroup:
+        """A copy of ``group`` with the saved hyper-parameters, checked as the constructor
+        checks them; a hyper-parameter this optimizer does not take is refused."""
+        name = type(self).__name__
+        unknown = sorted(k for k in saved if k not in self.defaults and k not in _GROUP_EXTRAS)
+        if unknown:
+            raise ValueError(
+                f"{name}.load_state_dict: group {index} of the state has hyper-parameter(s) "
+                f"{unknown} that {name} does not take (saved by another optimizer?)"
+            )
+        loaded = ParamGroup(group)
+        for key, value in saved.items():
+            if key == "params":
+                continue
+            if isinstance(value, dict) and "class_name" in value:
+                value = schedules_module.deserialize(value)
+            elif key == "param_names":
+                value = [str(_to_python(n)) for n in value]
+            loaded[key] = _to_python(value)
+        return self._check_group(_check_learning_rate(self, loaded))
+
+    def _import_param_state(self, entries, param: Tensor, index: int) -> dict:
+        """The saved state of one parameter, checked (names, step counts, arrays) and copied."""
+        owner = type(self).__name__
+        if not isinstance(entries, dict):
+            raise ValueError(f"{owner}.load_state_dict: the state of parameter {index} is a "
+                             f"{type(entries).__name__}, expected a dict")
+        if self.state_keys is not None:
+            unknown = sorted(set(entries) - set(self.state_keys))
+            missing = sorted(set(self.required_state_keys) - set(entries))
+            if unknown or missing:
+                raise ValueError(
+                    f"{owner}.load_state_dict: the state of parameter {index} has "
+                    f"{list(entries)}; {owner} keeps {list(self.state_keys)} (unknown: "
+                    f"{unknown}, missing: {missing}; saved by another optimizer?)"
+                )
+        scalars = self.state_keys is None  # an optimizer of one's own may keep numbers
+        return {k: _import_state_value(v, param, k, index, owner, scalars)
+                for k, v in entries.items()}
 
     # -- configuration --------------------------------------------------------------------------
 
@@ -508,17 +567,29 @@ def subtract_scaled(param, scale: float, direction, work) -> None:
     param -= work
 
 
-def check_range(optimizer, group, key, low=0.0, high=None, *, high_open=False) -> None:
-    """Raise ValueError unless ``low <= group[key]`` (and ``<= high`` / ``< high``)."""
+def check_range(optimizer, group, key, low=0.0, high=None, *, high_open=False,
+                low_open=False) -> None:
+    """Raise ValueError unless ``group[key]`` is a finite real number (not a bool) with
+    ``low <= value`` (``<`` with ``low_open``) and ``value <= high`` (``<`` with ``high_open``).
+    The message names the optimizer, the hyper-parameter, its value and the range."""
     value = group[key]
-    ok = isinstance(value, Real) and value >= low
+    ok = (isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+          and (value > low if low_open else value >= low))
     if ok and high is not None:
         ok = value < high if high_open else value <= high
     if not ok:
         bound = "" if high is None else f" and {'<' if high_open else '<='} {high}"
         raise ValueError(
-            f"{type(optimizer).__name__}: invalid {key} {value!r}; expected >= {low}{bound}"
+            f"{type(optimizer).__name__}: invalid {key} {value!r}; expected a finite number "
+            f"{'>' if low_open else '>='} {low}{bound}"
         )
+
+
+def check_flag(optimizer, group, key) -> None:
+    """Raise ValueError unless ``group[key]`` is True or False (``nesterov``, ``amsgrad``)."""
+    if not isinstance(group[key], bool):
+        raise ValueError(f"{type(optimizer).__name__}: invalid {key} {group[key]!r}; expected "
+                         "True or False")
 
 
 class _SharedWork:
@@ -577,18 +648,20 @@ def _check_clipping(owner: str, **options) -> None:
             f"{', '.join(chosen)}"
         )
     for name, value in chosen.items():
-        if not isinstance(value, Real) or value <= 0:
-            raise ValueError(f"{owner}: {name} must be > 0, got {value!r}")
+        if (not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value)
+                or value <= 0):
+            raise ValueError(f"{owner}: {name} must be > 0 (a finite number), got {value!r}")
 
 
 def _check_learning_rate(optimizer, group) -> dict:
     rate = group["learning_rate"]
     if callable(rate):
         return group
-    if not isinstance(rate, Real) or isinstance(rate, bool) or rate < 0:
+    if (not isinstance(rate, Real) or isinstance(rate, bool) or not math.isfinite(rate)
+            or rate < 0):
         raise ValueError(
-            f"{type(optimizer).__name__}: invalid learning_rate {rate!r}; expected a number "
-            ">= 0 or a schedule (a callable step -> rate)"
+            f"{type(optimizer).__name__}: invalid learning_rate {rate!r}; expected a finite "
+            "number >= 0 or a schedule (a callable step -> rate)"
         )
     return group
 
@@ -650,18 +723,41 @@ def _is_array(value) -> bool:
     return hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, Real)
 
 
-def _import_state_value(value, param: Tensor, key: str, index: int, owner: str):
-    """A saved state entry for ``param``: arrays are copied and cast to the parameter's dtype."""
-    if not _is_array(value) or (value.ndim == 0 and value.dtype.kind in "biu"):
-        return _to_python(value)  # step counts
+def _import_state_value(value, param: Tensor, key: str, index: int, owner: str,
+                        scalars: bool = False):
+    """A saved state entry for ``param``: a step count (an int >= 0), a finite number (only
+    with ``scalars``), or an array that must be numeric, finite and shaped like the parameter;
+    arrays are copied, cast to its dtype."""
+    where = f"{owner}.load_state_dict: state {key!r} of parameter {index}"
+    if key == "step":
+        return _import_count(value, f"{owner}.load_state_dict", f"state 'step' of parameter "
+                             f"{index}")
+    if scalars and not _is_array(value) and isinstance(value, Real) and math.isfinite(value):
+        return value
+    if not _is_array(value):
+        raise ValueError(f"{where} is {value!r}; expected an array shaped like the parameter "
+                         f"{param.shape}")
     value = backend.to_numpy(value)
+    if value.dtype.kind not in "biuf":
+        raise ValueError(f"{where} is a {value.dtype} array; expected numbers")
     if value.shape != param.shape:
-        raise ValueError(
-            f"{owner}.load_state_dict: state {key!r} of parameter {index} has shape "
-            f"{value.shape}, the parameter {param.shape}"
-        )
+        raise ValueError(f"{where} has shape {value.shape}, the parameter {param.shape}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        array = np.array(value, dtype=param.data.dtype, copy=True)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{where} holds NaN or infinite values; refusing to resume from it")
     xp = backend.get_array_module(param.data)
-    return xp.array(value, dtype=param.data.dtype, copy=True)
+    return array if xp is np else xp.asarray(array)
+
+
+def _import_count(value, owner: str, what: str) -> int:
+    """A saved count (``iterations``, a parameter's ``step``): an integer >= 0."""
+    value = _to_python(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a count that went through JSON as 3.0
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{owner}: {what} is {value!r}; expected an integer >= 0")
+    return value
 
 
 _pool: ThreadPoolExecutor | None = None

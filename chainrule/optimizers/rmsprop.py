@@ -6,6 +6,7 @@ from chainrule import backend
 from chainrule.optimizers.optimizer import (
     Optimizer,
     add_weight_decay,
+    check_flag,
     check_range,
     subtract_scaled,
 )
@@ -42,6 +43,9 @@ class RMSprop(Optimizer):
     0.9
     """
 
+    state_keys = ("step", "square_avg", "grad_avg", "momentum_buffer")
+    required_state_keys = ("step", "square_avg")
+
     def __init__(self, params=None, learning_rate=0.01, rho=0.99, epsilon=1e-8, momentum=0.0,
                  centered=False, weight_decay=0, *, lr=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None):
@@ -51,9 +55,11 @@ class RMSprop(Optimizer):
                          global_clipnorm=global_clipnorm)
 
     def _check_group(self, group):
-        check_range(self, group, "rho")
-        for key in ("epsilon", "momentum", "weight_decay"):
-            check_range(self, group, key)
+        check_range(self, group, "rho", 0.0, 1.0, high_open=True)
+        check_range(self, group, "epsilon", low_open=True)
+        check_range(self, group, "momentum", 0.0, 1.0, high_open=True)
+        check_range(self, group, "weight_decay")
+        check_flag(self, group, "centered")
         return group
 
     def _init_state(self, param, group):

@@ -63,6 +63,8 @@ class _StepDecaySchedule(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
         _check_positive(type(self).__name__, "decay_steps", decay_steps)
+        _check_rate(type(self).__name__, "initial_learning_rate", initial_learning_rate)
+        _check_rate(type(self).__name__, "decay_rate", decay_rate)
         self.initial_learning_rate = initial_learning_rate
         self.decay_steps = decay_steps
         self.decay_rate = decay_rate
@@ -138,6 +140,8 @@ class PiecewiseConstantDecay(LearningRateSchedule):
             )
         if any(a >= b for a, b in zip(boundaries, boundaries[1:])):
             raise ValueError(f"PiecewiseConstantDecay: boundaries {boundaries} must increase")
+        for value in values:
+            _check_rate("PiecewiseConstantDecay", "values", value)
         self.boundaries = boundaries
         self.values = values
 
@@ -176,6 +180,10 @@ class CosineDecay(LearningRateSchedule):
         _check_positive("CosineDecay", "decay_steps", decay_steps)
         if warmup_target is not None and warmup_steps <= 0:
             raise ValueError("CosineDecay: a warmup_target needs warmup_steps > 0")
+        _check_rate("CosineDecay", "initial_learning_rate", initial_learning_rate)
+        _check_rate("CosineDecay", "alpha", alpha)
+        if warmup_target is not None:
+            _check_rate("CosineDecay", "warmup_target", warmup_target)
         self.initial_learning_rate = initial_learning_rate
         self.decay_steps = decay_steps
         self.alpha = alpha
@@ -221,6 +229,8 @@ class StepDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, drop=0.5, every=10):
         _check_positive("StepDecay", "every", every)
+        _check_rate("StepDecay", "initial_learning_rate", initial_learning_rate)
+        _check_rate("StepDecay", "drop", drop)
         self.initial_learning_rate = initial_learning_rate
         self.drop = drop
         self.every = every
@@ -258,5 +268,15 @@ def _plain(value):
 
 
 def _check_positive(owner: str, name: str, value) -> None:
-    if not isinstance(value, Real) or value <= 0:
+    if not _finite_number(value) or value <= 0:
         raise ValueError(f"{owner}: {name} must be > 0, got {value!r}")
+
+
+def _check_rate(owner: str, name: str, value) -> None:
+    """A rate or factor of a schedule: a finite number >= 0 (NaN would poison every step)."""
+    if not _finite_number(value) or value < 0:
+        raise ValueError(f"{owner}: {name} must be a finite number >= 0, got {value!r}")
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)

@@ -6,6 +6,7 @@ from chainrule import backend, kernels
 from chainrule.optimizers.optimizer import (
     Optimizer,
     add_weight_decay,
+    check_flag,
     check_range,
 )
 
@@ -40,6 +41,8 @@ class SGD(Optimizer):
     [0.8, -1.6]
     """
 
+    state_keys = ("momentum_buffer",)
+
     def __init__(self, params=None, learning_rate=0.01, momentum=0.0, nesterov=False,
                  weight_decay=0.0, dampening=0.0, *, lr=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None):
@@ -49,9 +52,10 @@ class SGD(Optimizer):
                          global_clipnorm=global_clipnorm)
 
     def _check_group(self, group):
-        check_range(self, group, "momentum")
+        check_range(self, group, "momentum", 0.0, 1.0, high_open=True)
         check_range(self, group, "weight_decay")
-        check_range(self, group, "dampening")
+        check_range(self, group, "dampening", 0.0, 1.0)
+        check_flag(self, group, "nesterov")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("SGD: Nesterov momentum requires a momentum > 0 and zero dampening")
         return group

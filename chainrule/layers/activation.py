@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chainrule import activations, initializers, regularizers
 from chainrule import functional as F
+from chainrule.layers import _checks as check
 from chainrule.layers.base import InputSpec, _SameShapeLayer
 from chainrule.layers.core import _serialize_or_none
 
@@ -18,7 +19,7 @@ class Activation(_SameShapeLayer):
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
-        self.activation = activations.get(activation)
+        self.activation = check.activation("Activation", "activation", activation)
 
     def forward(self, x):
         return self.activation(x)
@@ -39,7 +40,7 @@ class LeakyReLU(_SameShapeLayer):
 
     def __init__(self, negative_slope: float = 0.01, **kwargs):
         super().__init__(**kwargs)
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = check.real("LeakyReLU", "negative_slope", negative_slope)
 
     def forward(self, x):
         return F.leaky_relu(x, self.negative_slope)
@@ -64,8 +65,10 @@ class PReLU(_SameShapeLayer):
         super().__init__(**kwargs)
         if alpha_initializer is None:
             alpha_initializer = initializers.Constant(0.25)
-        self.alpha_initializer = initializers.get(alpha_initializer)
-        self.alpha_regularizer = regularizers.get(alpha_regularizer)
+        self.alpha_initializer = check.initializer("PReLU", "alpha_initializer",
+                                                   alpha_initializer)
+        self.alpha_regularizer = check.regularizer("PReLU", "alpha_regularizer",
+                                                   alpha_regularizer)
         self.input_spec = InputSpec(min_ndim=2)
 
     def build(self, input_shape):
@@ -90,7 +93,7 @@ class ELU(_SameShapeLayer):
 
     def __init__(self, alpha: float = 1.0, **kwargs):
         super().__init__(**kwargs)
-        self.alpha = float(alpha)
+        self.alpha = check.real("ELU", "alpha", alpha)
 
     def forward(self, x):
         return F.elu(x, self.alpha)
@@ -104,7 +107,7 @@ class Softmax(_SameShapeLayer):
 
     def __init__(self, axis: int = -1, **kwargs):
         super().__init__(**kwargs)
-        self.axis = int(axis)
+        self.axis = check.integer("Softmax", "axis", axis)
 
     def forward(self, x):
         return F.softmax(x, axis=self.axis)

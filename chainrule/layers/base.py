@@ -42,6 +42,7 @@ import numpy as np
 from chainrule import backend, initializers, regularizers
 from chainrule._config import get_default_dtype
 from chainrule.initializers import _snake_case
+from chainrule.layers import _checks
 from chainrule.tensor import Tensor, tensor
 
 # -- names ----------------------------------------------------------------------------------------
@@ -175,12 +176,14 @@ class Layer(metaclass=_LayerType):
             raise TypeError(
                 f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}"
             )
-        self.name = name if name is not None else unique_name(_snake_case(type(self).__name__))
-        self.dtype = None if dtype is None else np.dtype(dtype)
+        what = type(self).__name__
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{what}: name must be a string, got {name!r}")
+        self.name = name if name is not None else unique_name(_snake_case(what))
+        self.dtype = None if dtype is None else _checks.dtype(what, "dtype", dtype)
         if input_shape is not None:
-            input_shape = (int(input_shape),) if np.isscalar(input_shape) else input_shape
-            self._given_input_shape = tuple(None if n is None else int(n) for n in input_shape)
-        if not trainable:
+            self._given_input_shape = _checks.shape(what, "input_shape", input_shape)
+        if not _checks.flag(what, "trainable", trainable):
             self.trainable = False
 
     # -- building and calling ---------------------------------------------------------------

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 from chainrule import activations, initializers, regularizers
 from chainrule import functional as F
+from chainrule.layers import _checks as check
 from chainrule.layers.base import InputSpec, Layer
 from chainrule.layers.core import _serialize_or_none
 from chainrule.ops import nn_conv
 
 
-def _pair(value, what: str) -> tuple[int, int]:
+def _pair(layer: str, name: str, value) -> tuple[int, int]:
     """An int or a pair of ints as a pair of positive ints."""
-    pair = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
-    if len(pair) != 2 or any(int(v) != v or v < 1 for v in pair):
-        raise ValueError(f"{what} must be a positive int or a pair of them, got {value!r}")
-    return int(pair[0]), int(pair[1])
+    return check.int_tuple(layer, name, value, length=2, minimum=1)
 
 
 def normalize_padding(padding, what: str):
@@ -27,10 +24,8 @@ def normalize_padding(padding, what: str):
         if padding not in ("valid", "same"):
             raise ValueError(f"{what}: padding must be 'valid', 'same' or ints, got {padding!r}")
         return padding
-    pair = (padding, padding) if isinstance(padding, numbers.Integral) else tuple(padding)
-    if len(pair) != 2 or any(int(p) != p or p < 0 for p in pair):
-        raise ValueError(f"{what}: padding must be 'valid', 'same' or ints >= 0, got {padding!r}")
-    return int(pair[0]), int(pair[1])
+    return check.int_tuple(what, "padding", padding, length=2, minimum=0,
+                           what="'valid', 'same' or ints >= 0")
 
 
 def conv_output_size(size, kernel: int, stride: int, padding, dilation: int = 1):
@@ -79,19 +74,19 @@ class Conv2D(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  **kwargs):
         super().__init__(**kwargs)
-        if int(filters) <= 0:
-            raise ValueError(f"Conv2D: filters must be a positive integer, got {filters}")
-        self.filters = int(filters)
-        self.kernel_size = _pair(kernel_size, "Conv2D: kernel_size")
-        self.strides = _pair(strides, "Conv2D: strides")
+        self.filters = check.positive_int("Conv2D", "filters", filters)
+        self.kernel_size = _pair("Conv2D", "kernel_size", kernel_size)
+        self.strides = _pair("Conv2D", "strides", strides)
         self.padding = normalize_padding(padding, "Conv2D")
-        self.dilation_rate = _pair(dilation_rate, "Conv2D: dilation_rate")
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.dilation_rate = _pair("Conv2D", "dilation_rate", dilation_rate)
+        self.activation = check.activation("Conv2D", "activation", activation)
+        self.use_bias = check.flag("Conv2D", "use_bias", use_bias)
+        self.kernel_initializer = check.initializer("Conv2D", "kernel_initializer",
+                                                    kernel_initializer)
+        self.bias_initializer = check.initializer("Conv2D", "bias_initializer", bias_initializer)
+        self.kernel_regularizer = check.regularizer("Conv2D", "kernel_regularizer",
+                                                    kernel_regularizer)
+        self.bias_regularizer = check.regularizer("Conv2D", "bias_regularizer", bias_regularizer)
         self.input_spec = InputSpec(ndim=4)
 
     def build(self, input_shape):

@@ -6,6 +6,7 @@ import math
 
 from chainrule import activations, initializers, regularizers
 from chainrule import functional as F
+from chainrule.layers import _checks as check
 from chainrule.layers.base import InputSpec, Layer
 
 
@@ -42,17 +43,17 @@ class Dense(Layer):
                  kernel_regularizer=None, bias_regularizer=None, input_dim: int | None = None,
                  **kwargs):
         if input_dim is not None:
-            kwargs.setdefault("input_shape", (input_dim,))
+            kwargs.setdefault("input_shape", (check.positive_int("Dense", "input_dim", input_dim),))
         super().__init__(**kwargs)
-        if int(units) <= 0:
-            raise ValueError(f"Dense: units must be a positive integer, got {units}")
-        self.units = int(units)
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.units = check.positive_int("Dense", "units", units)
+        self.activation = check.activation("Dense", "activation", activation)
+        self.use_bias = check.flag("Dense", "use_bias", use_bias)
+        self.kernel_initializer = check.initializer("Dense", "kernel_initializer",
+                                                    kernel_initializer)
+        self.bias_initializer = check.initializer("Dense", "bias_initializer", bias_initializer)
+        self.kernel_regularizer = check.regularizer("Dense", "kernel_regularizer",
+                                                    kernel_regularizer)
+        self.bias_regularizer = check.regularizer("Dense", "bias_regularizer", bias_regularizer)
         self.input_spec = InputSpec(min_ndim=2)
 
     def build(self, input_shape):
@@ -108,16 +109,20 @@ class Maxout(Layer):
                  kernel_regularizer=None, bias_regularizer=None, input_dim: int | None = None,
                  **kwargs):
         if input_dim is not None:
-            kwargs.setdefault("input_shape", (input_dim,))
+            kwargs.setdefault("input_shape",
+                              (check.positive_int("Maxout", "input_dim", input_dim),))
         super().__init__(**kwargs)
-        if int(units) <= 0 or int(pieces) <= 0:
-            raise ValueError(f"Maxout: units and pieces must be positive, got {units}, {pieces}")
+        if not all(check.is_integer(n) and n > 0 for n in (units, pieces)):
+            raise ValueError(f"Maxout: units and pieces must be positive integers, got "
+                             f"units={units!r}, pieces={pieces!r}")
         self.units, self.pieces = int(units), int(pieces)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.use_bias = check.flag("Maxout", "use_bias", use_bias)
+        self.kernel_initializer = check.initializer("Maxout", "kernel_initializer",
+                                                    kernel_initializer)
+        self.bias_initializer = check.initializer("Maxout", "bias_initializer", bias_initializer)
+        self.kernel_regularizer = check.regularizer("Maxout", "kernel_regularizer",
+                                                    kernel_regularizer)
+        self.bias_regularizer = check.regularizer("Maxout", "bias_regularizer", bias_regularizer)
         self.input_spec = InputSpec(min_ndim=2)
 
     def build(self, input_shape):
@@ -178,10 +183,16 @@ class Reshape(Layer):
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
-        self.target_shape = tuple(int(n) for n in target_shape)
-        if self.target_shape.count(-1) > 1 or any(n < -1 or n == 0 for n in self.target_shape):
-            raise ValueError(f"Reshape: target_shape {self.target_shape} must hold positive "
-                             "sizes and at most one -1")
+        sizes = (target_shape,) if check.is_integer(target_shape) else target_shape
+        try:
+            sizes = tuple(sizes)
+        except TypeError:
+            sizes = None
+        if (sizes is None or not all(check.is_integer(n) for n in sizes)
+                or sizes.count(-1) > 1 or any(n < -1 or n == 0 for n in sizes)):
+            raise ValueError(f"Reshape: target_shape {target_shape!r} must hold positive "
+                             "integer sizes and at most one -1")
+        self.target_shape = tuple(int(n) for n in sizes)
 
     def build(self, input_shape):
         self._resolved(input_shape)  # a mismatch is an error here, naming the layer

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from chainrule import functional as F
+from chainrule.layers import _checks as check
 from chainrule.layers.base import _SameShapeLayer
 
 
@@ -27,10 +28,10 @@ class Dropout(_SameShapeLayer):
 
     def __init__(self, rate: float, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 <= float(rate) < 1.0:
-            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
+        if not check.is_real(rate) or not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
         self.rate = float(rate)
-        self.seed = seed
+        self.seed = check.optional_seed("Dropout", "seed", seed)
         self._generator = None if seed is None else np.random.default_rng(seed)
 
     def forward(self, x):

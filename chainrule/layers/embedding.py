@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chainrule import functional as F
 from chainrule import initializers, regularizers
+from chainrule.layers import _checks as check
 from chainrule.layers.base import Layer
 from chainrule.layers.core import _serialize_or_none
 
@@ -29,12 +30,14 @@ class Embedding(Layer):
     def __init__(self, input_dim: int, output_dim: int, embeddings_initializer="uniform",
                  embeddings_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        if int(input_dim) <= 0 or int(output_dim) <= 0:
-            raise ValueError(f"Embedding: input_dim and output_dim must be positive, got "
-                             f"{input_dim}, {output_dim}")
+        if not all(check.is_integer(n) and n > 0 for n in (input_dim, output_dim)):
+            raise ValueError(f"Embedding: input_dim and output_dim must be positive integers, "
+                             f"got input_dim={input_dim!r}, output_dim={output_dim!r}")
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
-        self.embeddings_initializer = initializers.get(embeddings_initializer)
-        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.embeddings_initializer = check.initializer("Embedding", "embeddings_initializer",
+                                                        embeddings_initializer)
+        self.embeddings_regularizer = check.regularizer("Embedding", "embeddings_regularizer",
+                                                        embeddings_regularizer)
         self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
                                           self.embeddings_initializer,
                                           self.embeddings_regularizer)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from chainrule import functional as F
 from chainrule import initializers, regularizers
+from chainrule.layers import _checks as check
 from chainrule.layers.base import InputSpec, _SameShapeLayer
 from chainrule.layers.core import _serialize_or_none
 
@@ -45,17 +46,23 @@ class BatchNormalization(_SameShapeLayer):
                  moving_variance_initializer="ones", beta_regularizer=None,
                  gamma_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 <= momentum <= 1.0 or epsilon <= 0:
-            raise ValueError(f"BatchNormalization: need 0 <= momentum <= 1 and epsilon > 0, "
-                             f"got momentum={momentum}, epsilon={epsilon}")
-        self.axis, self.momentum, self.epsilon = int(axis), float(momentum), float(epsilon)
-        self.center, self.scale = bool(center), bool(scale)
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
-        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
-        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        what = "BatchNormalization"
+        if not (check.is_real(momentum) and check.is_real(epsilon)
+                and 0.0 <= momentum <= 1.0 and epsilon > 0):
+            raise ValueError(f"{what}: need 0 <= momentum <= 1 and epsilon > 0, "
+                             f"got momentum={momentum!r}, epsilon={epsilon!r}")
+        self.axis = check.integer(what, "axis", axis)
+        self.momentum, self.epsilon = float(momentum), float(epsilon)
+        self.center = check.flag(what, "center", center)
+        self.scale = check.flag(what, "scale", scale)
+        self.beta_initializer = check.initializer(what, "beta_initializer", beta_initializer)
+        self.gamma_initializer = check.initializer(what, "gamma_initializer", gamma_initializer)
+        self.moving_mean_initializer = check.initializer(what, "moving_mean_initializer",
+                                                         moving_mean_initializer)
+        self.moving_variance_initializer = check.initializer(
+            what, "moving_variance_initializer", moving_variance_initializer)
+        self.beta_regularizer = check.regularizer(what, "beta_regularizer", beta_regularizer)
+        self.gamma_regularizer = check.regularizer(what, "gamma_regularizer", gamma_regularizer)
         self.input_spec = InputSpec(min_ndim=2)
 
     def build(self, input_shape):
@@ -117,12 +124,13 @@ class _LearnedConstant(_SameShapeLayer):
 
     def __init__(self, mode: str = "channel", initializer=None, regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        if mode not in self.modes:
-            raise ValueError(f"{type(self).__name__}: mode must be one of {self.modes}, "
-                             f"got {mode!r}")
+        what = type(self).__name__
+        if not isinstance(mode, str) or mode not in self.modes:
+            raise ValueError(f"{what}: mode must be one of {self.modes}, got {mode!r}")
         self.mode = mode
-        self.initializer = initializers.get(initializer or self._default_initializer)
-        self.regularizer = regularizers.get(regularizer)
+        self.initializer = check.initializer(
+            what, "initializer", self._default_initializer if initializer is None else initializer)
+        self.regularizer = check.regularizer(what, "regularizer", regularizer)
         if mode != "layer":
             self.input_spec = InputSpec(min_ndim=2)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chainrule import functional as F
+from chainrule.layers import _checks as check
 from chainrule.layers.base import InputSpec, Layer
 from chainrule.layers.conv import _pair, conv_output_size
 
@@ -15,11 +16,11 @@ class _Pooling2D(Layer):
     def __init__(self, pool_size=2, strides=None, padding: str = "valid", **kwargs):
         super().__init__(**kwargs)
         what = type(self).__name__
-        self.pool_size = _pair(pool_size, f"{what}: pool_size")
-        self.strides = self.pool_size if strides is None else _pair(strides, f"{what}: strides")
-        self.padding = str(padding).lower()
-        if self.padding not in ("valid", "same"):
+        self.pool_size = _pair(what, "pool_size", pool_size)
+        self.strides = self.pool_size if strides is None else _pair(what, "strides", strides)
+        if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
             raise ValueError(f"{what}: padding must be 'valid' or 'same', got {padding!r}")
+        self.padding = padding.lower()
         self.input_spec = InputSpec(ndim=4)
 
     def forward(self, x):
@@ -69,7 +70,7 @@ class GlobalAveragePooling2D(Layer):
 
     def __init__(self, keepdims: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.keepdims = bool(keepdims)
+        self.keepdims = check.flag(type(self).__name__, "keepdims", keepdims)
         self.input_spec = InputSpec(ndim=4)
 
     def forward(self, x):

@@ -39,6 +39,7 @@ import numpy as np
 
 from chainrule import activations, initializers, regularizers
 from chainrule._config import get_default_dtype
+from chainrule.layers import _checks as check
 from chainrule.layers.base import InputSpec, Layer, deserialize, serialize
 from chainrule.ops import nn_recurrent as R
 from chainrule.ops.shape import concat
@@ -74,23 +75,25 @@ class _Recurrent(Layer):
                  return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
                  unroll: bool = False, **kwargs):
         super().__init__(**kwargs)
-        if int(units) <= 0:
-            raise ValueError(f"{type(self).__name__}: units must be a positive integer, "
-                             f"got {units}")
-        self.units = int(units)
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.go_backwards = bool(go_backwards)
-        self.stateful = bool(stateful)
-        self.unroll = bool(unroll)
+        what = type(self).__name__
+        self.units = check.positive_int(what, "units", units)
+        self.activation = check.activation(what, "activation", activation)
+        self.use_bias = check.flag(what, "use_bias", use_bias)
+        self.kernel_initializer = check.initializer(what, "kernel_initializer",
+                                                    kernel_initializer)
+        self.recurrent_initializer = check.initializer(what, "recurrent_initializer",
+                                                       recurrent_initializer)
+        self.bias_initializer = check.initializer(what, "bias_initializer", bias_initializer)
+        self.kernel_regularizer = check.regularizer(what, "kernel_regularizer",
+                                                    kernel_regularizer)
+        self.recurrent_regularizer = check.regularizer(what, "recurrent_regularizer",
+                                                       recurrent_regularizer)
+        self.bias_regularizer = check.regularizer(what, "bias_regularizer", bias_regularizer)
+        self.return_sequences = check.flag(what, "return_sequences", return_sequences)
+        self.return_state = check.flag(what, "return_state", return_state)
+        self.go_backwards = check.flag(what, "go_backwards", go_backwards)
+        self.stateful = check.flag(what, "stateful", stateful)
+        self.unroll = check.flag(what, "unroll", unroll)
         self.states = None  # the carried states of a stateful layer (detached), or None
         self.input_spec = InputSpec(ndim=3)
 
@@ -245,7 +248,8 @@ class _GatedRecurrent(_Recurrent):
 
     def __init__(self, units: int, activation="tanh", recurrent_activation="sigmoid", **kwargs):
         super().__init__(units, activation=activation, **kwargs)
-        self.recurrent_activation = activations.get(recurrent_activation)
+        self.recurrent_activation = check.activation(type(self).__name__, "recurrent_activation",
+                                                     recurrent_activation)
 
     def _fused(self) -> bool:
         """Whether the fused loop runs this layer: Keras's default activations, not unrolled."""
@@ -291,7 +295,7 @@ class LSTM(_GatedRecurrent):
     def __init__(self, units: int, activation="tanh", recurrent_activation="sigmoid",
                  unit_forget_bias: bool = True, **kwargs):
         super().__init__(units, activation, recurrent_activation, **kwargs)
-        self.unit_forget_bias = bool(unit_forget_bias)
+        self.unit_forget_bias = check.flag("LSTM", "unit_forget_bias", unit_forget_bias)
 
     def _full_bias_initializer(self):
         if not self.unit_forget_bias:
@@ -344,7 +348,7 @@ class GRU(_GatedRecurrent):
     def __init__(self, units: int, activation="tanh", recurrent_activation="sigmoid",
                  reset_after: bool = True, **kwargs):
         super().__init__(units, activation, recurrent_activation, **kwargs)
-        self.reset_after = bool(reset_after)
+        self.reset_after = check.flag("GRU", "reset_after", reset_after)
 
     def _bias_shape(self) -> tuple:
         width = self._gates * self.units
@@ -394,9 +398,10 @@ class Bidirectional(Layer):
         if not isinstance(layer, _Recurrent):
             raise TypeError(f"Bidirectional: expected a SimpleRNN, LSTM or GRU to wrap, got "
                             f"{type(layer).__name__}")
-        if merge_mode not in _MERGE_MODES:
-            raise ValueError(f"Bidirectional: merge_mode must be one of {list(_MERGE_MODES)}, "
-                             f"got {merge_mode!r}")
+        check.one_of("Bidirectional", "merge_mode", merge_mode, _MERGE_MODES)
+        if backward_layer is not None and not isinstance(backward_layer, _Recurrent):
+            raise TypeError(f"Bidirectional: backward_layer must be a SimpleRNN, LSTM or GRU, "
+                            f"got {type(backward_layer).__name__}")
         if backward_layer is None:
             config = {**layer.get_config(), "name": f"backward_{layer.name}",
                       "go_backwards": not layer.go_backwards}

@@ -328,9 +328,10 @@ def _safetensors_header(path: str) -> dict:
                           "JSON)") from error
     if not isinstance(header, dict):
         raise FormatError(f"{path}: not a .safetensors file (its header is not a JSON object)")
-    ends = [entry.get("data_offsets", [0, 0])[-1] for key, entry in header.items()
+    ends = [entry.get("data_offsets") for key, entry in header.items()
             if key != "__metadata__" and isinstance(entry, dict)]
-    needed = 8 + length + max((e for e in ends if isinstance(e, int)), default=0)
+    ends = [e[-1] for e in ends if isinstance(e, list) and e and isinstance(e[-1], int)]
+    needed = 8 + length + max(ends, default=0)
     if needed > size:
         raise FormatError(f"{path}: truncated: its header describes {needed} bytes, the file "
                           f"has {size}")

@@ -13,6 +13,7 @@ trained; setting ``self.model.stop_training = True`` ends training after the cur
 ``ProgressBar``            a live progress line on a terminal, one line per epoch in a log file
 ``EarlyStopping``          stop when a monitored value stops improving; restore the best weights
 ``ModelCheckpoint``        save the model (or the best one) every epoch
+``BackupAndRestore``       back the run up; a killed fit, run again, goes on where it stopped
 ``LearningRateScheduler``  set the learning rate from a function of the epoch
 ``ReduceLROnPlateau``      divide the learning rate when a monitored value stops improving
 ``CSVLogger``              write the epoch logs to a CSV file, one row per epoch
@@ -34,6 +35,7 @@ import csv
 import inspect
 import math
 import os
+import string
 import sys
 import time
 import warnings
@@ -64,6 +66,11 @@ class Callback:
     def on_train_begin(self, logs=None): ...
 
     def on_train_end(self, logs=None): ...
+
+    def on_train_interrupt(self, logs=None):
+        """chainrule's hook: Ctrl-C stopped ``fit`` after a whole step (the model and the
+        optimizer are consistent; ``model.fit_state`` says where). ``on_train_end`` is not
+        called; KeyboardInterrupt follows."""
 
     def on_epoch_begin(self, epoch, logs=None): ...
 
@@ -145,6 +152,9 @@ class CallbackList:
     def on_train_end(self, logs=None):
         self._call("on_train_end", logs)
 
+    def on_train_interrupt(self, logs=None):
+        self._call("on_train_interrupt", logs)
+
     def on_epoch_begin(self, epoch, logs=None):
         self._call("on_epoch_begin", epoch, logs)
 
@@ -193,12 +203,15 @@ class History(Callback):
             per epoch for every key of the epoch logs (see :meth:`Model.fit
             <chainrule.models.Model.fit>` for the keys).
         epoch: the indices of the recorded epochs.
+        diverged: ``{"epoch", "step", "loss"}`` when ``fit`` stopped at a non-finite loss,
+            else None.
     """
 
     def __init__(self):
         super().__init__()
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
+        self.diverged: dict | None = None
 
     def on_train_begin(self, logs=None):
         self.epoch = []
@@ -534,6 +547,26 @@ class ModelCheckpoint(Callback):
         self._batches_seen = 0
         self._epoch = 0
 
+    def on_train_begin(self, logs=None):
+        """Check the file name's fields and ``monitor`` against what ``fit`` will log, now
+        rather than after the first epoch (for a chainrule model; other objects pass)."""
+        if not hasattr(self.model, "metrics_names"):
+            return
+        logged = expected_log_keys(self.model, self.params)
+        allowed = logged | {"epoch"} | ({"batch"} if self.save_freq != "epoch" else set())
+        fields = {name.split(".")[0].split("[")[0]
+                  for _, name, _, _ in string.Formatter().parse(self.filepath) if name}
+        unknown = sorted(fields - allowed)
+        if unknown:
+            raise ValueError(f"ModelCheckpoint: the file name {self.filepath!r} uses "
+                             f"{unknown}, which this fit will not log; it logs "
+                             f"{sorted(allowed)}")
+        if self.save_best_only and self.monitor not in logged:
+            raise ValueError(f"ModelCheckpoint: save_best_only monitors {self.monitor!r}, "
+                             f"which this fit will not log (validation data given? "
+                             f"{bool(self.params.get('do_validation'))}); it logs "
+                             f"{sorted(logged)}")
+
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
@@ -541,7 +574,7 @@ class ModelCheckpoint(Callback):
         if self.save_freq != "epoch":
             self._batches_seen += 1
             if self._batches_seen % self.save_freq == 0:
-                self._save(self._epoch, logs)
+                self._save(self._epoch, {**(logs or {}), "batch": batch + 1})
 
     def on_epoch_end(self, epoch, logs=None):
         if self.save_freq == "epoch":
@@ -560,7 +593,11 @@ class ModelCheckpoint(Callback):
                 print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to "
                       f"{current:.5f}, saving model")
             self.best = current
+        from chainrule.models.fit_state import check_weights_finite
+
         path = self.filepath.format(epoch=epoch + 1, **logs)
+        if not check_weights_finite(self.model, f"ModelCheckpoint {path}"):
+            return
         folder = os.path.dirname(path)
         if folder:
             os.makedirs(folder, exist_ok=True)
@@ -570,6 +607,99 @@ class ModelCheckpoint(Callback):
             self.model.save(path)
         if self.verbose > 0 and not self.save_best_only:
             print(f"Epoch {epoch + 1}: saving model to {path}")
+
+
+def expected_log_keys(model, params: dict) -> set:
+    """The keys of the epoch logs of a ``fit`` with ``params``: the loss and the metrics, their
+    ``val_`` versions when validating, ``loss_ema`` and ``learning_rate``."""
+    names = set(model.metrics_names)
+    if params.get("do_validation"):
+        names |= {f"val_{name}" for name in names}
+    return names | {"loss_ema", "learning_rate"}
+
+
+# -- BackupAndRestore -----------------------------------------------------------------------------
+
+
+class BackupAndRestore(Callback):
+    """Back a run up as it trains; run the same ``fit`` again after a kill, and it goes on
+    from the backup exactly as if it had not stopped (Keras's ``BackupAndRestore``).
+
+    The backup (``backup_dir/fit-state.npz``, written atomically) is what
+    :meth:`FitState.capture <chainrule.models.fit_state.FitState.capture>` returns: weights,
+    optimizer state, epoch and step, the epoch's sample order, every generator's state, the
+    history so far. At the start of ``fit`` an existing backup is restored; the resumed run
+    ends with the weights of an uninterrupted one, bit for bit (same seed, same data).
+
+    Args:
+        backup_dir: the backup's folder (created when needed).
+        save_freq: "epoch" (default): at the end of every epoch; an int N: every N training
+            steps, so a kill loses at most N steps; False: only when Ctrl-C stops ``fit``.
+        delete_checkpoint: delete the backup when ``fit`` ends normally (default True), so the
+            next ``fit`` starts afresh.
+
+    A backup is also written when Ctrl-C stops ``fit`` (after the step in progress), and
+    never with non-finite weights (the last good one is kept). Other callbacks' state (an
+    EarlyStopping's patience count) is not backed up, as in Keras.
+    """
+
+    FILE = "fit-state.npz"
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint: bool = True):
+        super().__init__()
+        if not isinstance(backup_dir, (str, os.PathLike)):
+            raise TypeError(f"BackupAndRestore: backup_dir must be a folder name, "
+                            f"got {backup_dir!r}")
+        positive_int = (isinstance(save_freq, int) and not isinstance(save_freq, bool)
+                        and save_freq > 0)
+        if not (save_freq is False or save_freq == "epoch" or positive_int):
+            raise ValueError(f"BackupAndRestore: save_freq must be 'epoch', a positive int or "
+                             f"False, got {save_freq!r}")
+        self.backup_dir = os.fspath(backup_dir)
+        self.save_freq = save_freq
+        self.delete_checkpoint = bool(delete_checkpoint)
+        self.restored_from: tuple | None = None  # (epoch, step) of the backup restored
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.backup_dir, self.FILE)
+
+    def on_train_begin(self, logs=None):
+        self.restored_from = None
+        if os.path.exists(self.path):
+            from chainrule import io
+
+            tree = io.load_tree(self.path)
+            self.model.fit_state.request_restore(tree)
+            self.restored_from = (int(tree["epoch"]), int(tree["step"]))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq not in ("epoch", False):
+            state = self.model.fit_state
+            if (state.epoch * state.steps_per_epoch + state.step) % self.save_freq == 0:
+                self.save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self.save(logs)
+
+    def on_train_interrupt(self, logs=None):
+        self.save()
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint and os.path.exists(self.path):
+            os.remove(self.path)
+
+    def save(self, epoch_logs=None) -> None:
+        """Write the backup now (atomically); skipped, with a warning, when a weight is not
+        finite."""
+        from chainrule import io
+        from chainrule.models.fit_state import check_weights_finite
+
+        if not check_weights_finite(self.model, f"BackupAndRestore {self.path}"):
+            return
+        os.makedirs(self.backup_dir, exist_ok=True)
+        io.save_tree(self.path, self.model.fit_state.capture(epoch_logs))
 
 
 # -- the learning rate ----------------------------------------------------------------------------
@@ -924,7 +1054,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "CSVLogger", "Callback", "CallbackList", "EarlyStopping", "History", "LambdaCallback",
+    "BackupAndRestore", "CSVLogger", "Callback", "CallbackList", "EarlyStopping", "History",
+    "LambdaCallback",
     "LearningRateScheduler", "ModelCheckpoint", "ProgressBar", "ReduceLROnPlateau", "SWA",
     "SnapshotEnsemble", "TerminateOnNaN",
 ]

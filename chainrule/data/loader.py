@@ -86,22 +86,53 @@ class DataLoader:
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
-    def _epoch_order(self) -> np.ndarray:
-        """Sample indices for one epoch: 0..n-1, or a fresh permutation when shuffling."""
+    def epoch_order(self) -> np.ndarray:
+        """Sample indices for the next epoch: 0..n-1, or a fresh permutation when shuffling
+        (drawn from the loader's generator, so each call moves on to the next epoch)."""
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)
         rng = self._rng if self._rng is not None else cr_random.get_generator()
         return rng.permutation(n)
 
-    def __iter__(self) -> Iterator[tuple[np.ndarray, ...]]:
-        order = self._epoch_order()
-        for b in range(len(self)):
+    def skip_epochs(self, epochs: int) -> None:
+        """Draw and drop the orders of ``epochs`` epochs: ``fit(initial_epoch=k, seed=s)``
+        then visits the samples in the order of epoch k of a run started at epoch 0."""
+        for _ in range(epochs):
+            self.epoch_order()
+
+    def batches(self, order: np.ndarray, start: int = 0) -> Iterator[tuple[np.ndarray, ...]]:
+        """The batches of one epoch visiting the samples in ``order``, from batch ``start``
+        on (a run resumed in the middle of an epoch)."""
+        for b in range(start, len(self)):
             indices = order[b * self.batch_size : (b + 1) * self.batch_size]
             batch = fetch_batch(self.dataset, indices)
             if self.transform is not None:
                 batch = _as_tuple(self.transform(*batch))
             yield batch
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, ...]]:
+        return self.batches(self.epoch_order())
+
+    # -- the generators' states, for checkpoints --------------------------------------------
+
+    def generators(self) -> list:
+        """The loader's own generator and its transform's (seeded ones only): their states
+        are what a checkpoint must hold besides chainrule's global generator."""
+        own = [] if self._rng is None else [self._rng]
+        transform = getattr(self.transform, "generators", None)
+        return own + (transform() if transform is not None else [])
+
+    def generator_states(self) -> list[dict]:
+        return [generator.bit_generator.state for generator in self.generators()]
+
+    def set_generator_states(self, states: list[dict]) -> None:
+        generators = self.generators()
+        if len(states) != len(generators):
+            raise ValueError(f"DataLoader: {len(states)} generator states for "
+                             f"{len(generators)} generators (a different loader or transform?)")
+        for generator, state in zip(generators, states):
+            generator.bit_generator.state = state
 
     def __repr__(self) -> str:
         return (

@@ -42,6 +42,11 @@ class Transform:
         out = self.apply(np.asarray(x))
         return (out, *rest) if rest else out
 
+    def generators(self) -> list:
+        """The transform's own random generators (seeded ones), whose states a training
+        checkpoint saves so that a resumed run draws what the uninterrupted one would."""
+        return []
+
 
 class Compose(Transform):
     """Apply transforms one after another.
@@ -60,6 +65,9 @@ class Compose(Transform):
             out = transform(*batch)
             batch = tuple(out) if isinstance(out, tuple | list) else (out,)
         return batch if rest else batch[0]
+
+    def generators(self) -> list:
+        return [g for t in self.transforms for g in getattr(t, "generators", list)()]
 
     def __repr__(self) -> str:
         return f"Compose({self.transforms!r})"
@@ -300,6 +308,9 @@ class _RandomTransform(Transform):
 
     def _generator(self) -> np.random.Generator:
         return self._rng if self._rng is not None else cr_random.get_generator()
+
+    def generators(self) -> list:
+        return [] if self._rng is None else [self._rng]
 
 
 def _zero_pad(x: np.ndarray, pad_h: int, pad_w: int) -> np.ndarray:

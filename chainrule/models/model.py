@@ -29,6 +29,7 @@ want per-batch logs) is done there.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 
@@ -40,6 +41,7 @@ from chainrule._config import get_default_dtype, no_grad
 from chainrule.callbacks import CallbackList, History, ProgressBar
 from chainrule.layers.base import Layer
 from chainrule.models import training
+from chainrule.models.fit_state import FitState
 from chainrule.models.summary import summary_lines
 from chainrule.tensor import Tensor
 
@@ -59,6 +61,8 @@ class Model(Layer):
         compiled_metrics: the metric objects, once the first batch has fixed their kind.
         history: the :class:`~chainrule.callbacks.History` of the last :meth:`fit`.
         stop_training: set it to True (from a callback) to end ``fit`` after the current batch.
+        fit_state: while ``fit`` runs, its :class:`~chainrule.models.fit_state.FitState`
+            (epoch, step, order; what checkpoints capture and restore); None otherwise.
     """
 
     optimizer = None
@@ -67,6 +71,7 @@ class Model(Layer):
     compiled_metrics = None
     history = None
     stop_training = False
+    fit_state = None
 
     def __init__(self, *args, **kwargs):
         if args or "inputs" in kwargs or "outputs" in kwargs:
@@ -209,7 +214,8 @@ class Model(Layer):
     def fit(self, x=None, y=None, batch_size: int = 32, epochs: int = 1, verbose="auto",
             callbacks=None, validation_split: float = 0.0, validation_data=None,
             shuffle: bool = True, initial_epoch: int = 0, seed: int | None = None,
-            validation_batch_size: int | None = None, validation_freq: int = 1) -> History:
+            validation_batch_size: int | None = None, validation_freq: int = 1,
+            check_finite: bool = True) -> History:
         """Train for ``epochs`` passes over the data; return the :class:`History`.
 
         Args:
@@ -232,6 +238,9 @@ class Model(Layer):
                 :func:`chainrule.manual_seed` makes the run reproducible).
             validation_batch_size: the batch size for validation (default ``batch_size``).
             validation_freq: validate every this many epochs (default 1).
+            check_finite: refuse input data holding NaN or infinite values before training,
+                and stop training at a step whose loss is NaN or infinite, without applying
+                its update (default True; see :mod:`chainrule.models.fit_state`).
 
         Returns:
             the History; ``history.history`` holds one Python float per epoch for each of:
@@ -241,75 +250,112 @@ class Model(Layer):
             bias-corrected, as the thesis plots it; its value at the end of the epoch) and
             ``learning_rate`` (the rate used during the epoch).
 
-        Training stops early when a callback sets ``model.stop_training``, or when the
+        Training stops early when a callback sets ``model.stop_training``, when the
         optimizer reports ``converged`` (a :class:`~chainrule.optimizers.GradientDescent` with a
-        ``goal``): then the epoch ends after that step, and so does training.
+        ``goal``), or when a loss is not finite (``check_finite``): then the epoch ends after
+        that step, and so does training. The first Ctrl-C also ends it after the step in
+        progress, then raises KeyboardInterrupt (callbacks hear ``on_train_interrupt`` first).
         """
         self._require_compiled("fit")
+        training.check_fit_arguments(epochs, initial_epoch, validation_freq)
         dtype = self._float_dtype()
         if validation_data is None and validation_split:
             (x, y), validation_data = training.split_tail(x, y, validation_split)
-        train_loader = training.make_loader(x, y, batch_size, shuffle, seed, dtype, "fit")
+        train_loader = training.make_loader(x, y, batch_size, shuffle, seed, dtype, "fit",
+                                            check_finite)
         val_loader = None
         if validation_data is not None:
             val_loader = training.validation_loader(
-                validation_data, validation_batch_size or batch_size, dtype)
+                validation_data, validation_batch_size or batch_size, dtype, check_finite)
 
         history = History()
         callback_list = CallbackList(
             _with_progress_bar(callbacks, verbose) + [history], model=self,
-            params={"epochs": epochs, "steps": len(train_loader), "verbose": verbose},
+            params={"epochs": epochs, "steps": len(train_loader), "verbose": verbose,
+                    "do_validation": val_loader is not None},
         )
         self.stop_training = False
         self._ready = False
-        ema = training.LossEMA()
+        train_loader.skip_epochs(initial_epoch)  # the order of an uninterrupted run's epoch
+        state = self.fit_state = FitState(self, train_loader, history, check_finite,
+                                          initial_epoch)
+        state.check_batches = check_finite and not training.is_array_loader(x)
         modes = self._modes()
         epoch_logs: dict = {}
         try:
-            callback_list.on_train_begin()
-            for epoch in range(initial_epoch, epochs):
-                callback_list.on_epoch_begin(epoch)
-                learning_rate = float(self.optimizer.learning_rate)
-                self.train()
-                epoch_logs = self._train_epoch(train_loader, callback_list, ema, dtype)
-                if val_loader is not None and (epoch + 1) % validation_freq == 0:
-                    val_logs = self._evaluate_loader(val_loader, dtype)
-                    epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-                epoch_logs["loss_ema"] = ema.value
-                epoch_logs["learning_rate"] = learning_rate
-                callback_list.on_epoch_end(epoch, epoch_logs)
-                if self.stop_training:
-                    break
-            callback_list.on_train_end(epoch_logs)
+            with state.interruptible():
+                callback_list.on_train_begin()
+                state.apply_restore()
+                for epoch in range(state.epoch, epochs):
+                    epoch_logs = self._fit_epoch(state, epoch, callback_list, val_loader,
+                                                 validation_freq, dtype)
+                    if state.interrupted or self.stop_training:
+                        break
+                if state.interrupted:
+                    callback_list.on_train_interrupt()
+                    raise KeyboardInterrupt(state.interrupt_message())
+                callback_list.on_train_end(epoch_logs)
         finally:
             _restore_modes(modes)
+            self.fit_state = None
         self.history = history
         return history
 
-    def _train_epoch(self, loader, callback_list, ema, dtype) -> dict:
-        """One pass over ``loader``: the hot loop. Returns the epoch's loss and metrics."""
+    def _fit_epoch(self, state, epoch, callback_list, val_loader, validation_freq, dtype):
+        """One epoch of ``fit``: train, validate, log; returns the epoch logs (None when
+        Ctrl-C stopped it in its middle: no validation, no ``on_epoch_end``)."""
+        callback_list.on_epoch_begin(epoch)
+        learning_rate = float(self.optimizer.learning_rate)
+        self.train()
+        epoch_logs = self._train_epoch(state, epoch, callback_list, dtype)
+        if state.interrupted and state.step < state.steps_per_epoch:
+            return None
+        if val_loader is not None and (epoch + 1) % validation_freq == 0:
+            val_logs = self._evaluate_loader(val_loader, dtype)
+            epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+        epoch_logs["loss_ema"] = state.ema.value
+        epoch_logs["learning_rate"] = learning_rate
+        callback_list.on_epoch_end(epoch, epoch_logs)
+        state.end_epoch()
+        return epoch_logs
+
+    def _train_epoch(self, state, epoch, callback_list, dtype) -> dict:
+        """One pass over the epoch's order: the hot loop. Returns the epoch's loss and metrics.
+        A step with a non-finite loss (``check_finite``) or a Ctrl-C ends it."""
         self._reset_metrics()
+        start = state.begin_epoch(epoch)
         batch_hooks = callback_list.wants_batches("train")
-        tracker = self._loss_tracker
-        for step, batch in enumerate(loader):
+        tracker, ema, check = self._loss_tracker, state.ema, state.check_finite
+        for step, batch in enumerate(state.loader.batches(state.order, start), start):
             x, y = training.split_batch(batch, "fit")
             if y is None:
                 raise ValueError("fit: the data yields no targets; give y, or batches (x, y)")
+            if state.check_batches:
+                training.check_finite_data(x, y, f"fit: batch {step + 1} of epoch {epoch + 1}")
             if batch_hooks:
                 callback_list.on_train_batch_begin(step)
             with self._threads():
-                loss_value = self._train_step(x, y, dtype)
+                loss_value = self._train_step(x, y, dtype, skip_nonfinite=check)
+            state.step = step + 1
             tracker.update_state(loss_value, sample_weight=len(y))
             ema.update(loss_value)
             if batch_hooks:
                 callback_list.on_train_batch_end(step, self._logs())
+            if check and not math.isfinite(loss_value):
+                state.stop_diverged(epoch, step, loss_value)
+                self.stop_training = True
             if self.stop_training or (self._watch_convergence and self.optimizer.converged):
                 self.stop_training = True
                 break
+            if state.interrupted:
+                break
         return self._logs()
 
-    def _train_step(self, x: np.ndarray, y: np.ndarray, dtype) -> float:
-        """forward, loss, backward, optimizer step, metrics: one batch. Returns the loss."""
+    def _train_step(self, x: np.ndarray, y: np.ndarray, dtype,
+                    skip_nonfinite: bool = False) -> float:
+        """forward, loss, backward, optimizer step, metrics: one batch. Returns the loss.
+        With ``skip_nonfinite``, a NaN or infinite loss is returned at once: no backward, no
+        update, no metrics."""
         x = training.cast_floats(x, dtype)
         y = training.cast_floats(y, dtype)
         y_pred = self(Tensor(x))
@@ -318,13 +364,16 @@ class Model(Layer):
             self._prepare_training(y, y_pred.data)
         if self._regularized:
             loss = loss + self.regularization_loss()
+        value = float(loss.item())
+        if skip_nonfinite and not math.isfinite(value):
+            return value
         optimizer = self.optimizer
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         for metric in self.compiled_metrics:
             metric.update_state(y, y_pred.data)
-        return float(loss.item())
+        return value
 
     def prefers_own_threads(self) -> bool:
         """Whether a layer's work is done by chainrule's compiled kernels (3 × 3 convolutions by

@@ -54,18 +54,26 @@ def is_dataset(value) -> bool:
             and not isinstance(value, (np.ndarray, Tensor, list, tuple, str, dict)))
 
 
-def make_loader(x, y, batch_size: int, shuffle: bool, seed, dtype, what: str) -> DataLoader:
+def is_array_loader(x) -> bool:
+    """Whether ``fit`` was given arrays (checked whole before training), not a Dataset or a
+    DataLoader (checked batch by batch)."""
+    return not (is_loader(x) or is_dataset(x))
+
+
+def make_loader(x, y, batch_size: int, shuffle: bool, seed, dtype, what: str,
+                check_finite: bool = False) -> DataLoader:
     """A DataLoader over ``x`` (and ``y``): a DataLoader is used as is, a Dataset wrapped,
-    arrays cast to the model's floating dtype once and wrapped in an ArrayDataset."""
+    arrays cast to the model's floating dtype once and wrapped in an ArrayDataset. Arrays
+    must hold samples, and with ``check_finite`` no NaN or infinite value."""
     if is_loader(x):
         if y is not None:
             raise ValueError(f"{what}: y must be None when x is a DataLoader (it yields "
                              "(x, y) batches itself)")
-        return x
+        return _nonempty(x, what)
     if is_dataset(x):
         if y is not None:
             raise ValueError(f"{what}: y must be None when x is a Dataset")
-        return DataLoader(x, batch_size=batch_size, shuffle=shuffle, seed=seed)
+        return _nonempty(DataLoader(x, batch_size=batch_size, shuffle=shuffle, seed=seed), what)
     if x is None:
         raise ValueError(f"{what}: no input data (x is None)")
     arrays = [cast_floats(as_array(x, what), dtype)]
@@ -74,17 +82,54 @@ def make_loader(x, y, batch_size: int, shuffle: bool, seed, dtype, what: str) ->
         if len(arrays[1]) != len(arrays[0]):
             raise ValueError(f"{what}: x has {len(arrays[0])} samples but y has "
                              f"{len(arrays[1])}")
-    return DataLoader(ArrayDataset(*arrays), batch_size=batch_size, shuffle=shuffle, seed=seed)
+    if check_finite:
+        check_finite_data(*arrays, what=what)
+    loader = DataLoader(ArrayDataset(*arrays), batch_size=batch_size, shuffle=shuffle, seed=seed)
+    return _nonempty(loader, what)
 
 
-def validation_loader(validation_data, batch_size: int, dtype) -> DataLoader:
+def _nonempty(loader: DataLoader, what: str) -> DataLoader:
+    if len(loader) == 0:
+        raise ValueError(f"{what}: the data holds no samples ({len(loader.dataset)} samples, "
+                         f"batch_size {loader.batch_size}"
+                         f"{', drop_last' if loader.drop_last else ''}): nothing to train on")
+    return loader
+
+
+def check_finite_data(x, y=None, what: str = "fit") -> None:
+    """Refuse floating inputs or targets holding NaN or infinite values, naming the first."""
+    for name, array in (("x", x), ("y", y)):
+        if array is None or getattr(array, "dtype", None) is None or array.dtype.kind != "f":
+            continue
+        finite = np.isfinite(array)
+        if finite.all():
+            continue
+        bad = np.argwhere(~finite)
+        first = tuple(int(i) for i in bad[0])
+        raise ValueError(
+            f"{what}: {name} holds {len(bad)} NaN or infinite value(s), the first "
+            f"{array[first]} at index {first} (sample {first[0]}); clean the data, or pass "
+            f"check_finite=False to fit")
+
+
+def check_fit_arguments(epochs, initial_epoch, validation_freq) -> None:
+    """``fit``'s counts, refused where they are given rather than after an epoch."""
+    for name, value, least in (("epochs", epochs, 0), ("initial_epoch", initial_epoch, 0),
+                               ("validation_freq", validation_freq, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ValueError(f"fit: {name} must be an integer >= {least}, got {value!r}")
+
+
+def validation_loader(validation_data, batch_size: int, dtype,
+                      check_finite: bool = False) -> DataLoader:
     """A loader (in order) for ``validation_data``: ``(x_val, y_val)``, a Dataset or a
     DataLoader."""
     if is_loader(validation_data) or is_dataset(validation_data):
         return make_loader(validation_data, None, batch_size, False, None, dtype, "fit")
     if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
         x_val, y_val = validation_data
-        return make_loader(x_val, y_val, batch_size, False, None, dtype, "fit")
+        return make_loader(x_val, y_val, batch_size, False, None, dtype,
+                           "fit: validation_data", check_finite)
     raise ValueError("fit: validation_data must be (x_val, y_val), a Dataset or a DataLoader, "
                      f"got {type(validation_data).__name__}")
 

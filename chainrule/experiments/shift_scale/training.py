@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,7 @@ from chainrule import losses
 from chainrule.callbacks import Callback, TerminateOnNaN
 from chainrule.experiments.shift_scale.models import build_model
 from chainrule.layers import Conv2D, Dense, Scale, Shift
+from chainrule.models.fit_state import DivergenceWarning
 from chainrule.optimizers import SGD
 
 #: Data sets of the study: the chainrule.datasets module, the sample shape, the classes, and
@@ -133,6 +135,9 @@ class StepCurve(Callback):
                                   if m.name == "accuracy")
         accuracy = self._accuracy
         size = accuracy.count - self._count
+        if size == 0:  # fit took no update and no metrics at this step: its loss was NaN/inf
+            self.diverged = True
+            return
         error = 1.0 - (accuracy.total - self._correct) / size
         loss_sum = logs["loss"] * accuracy.count
         loss = (loss_sum - self._loss_sum) / size
@@ -181,8 +186,9 @@ def run(spec: dict, directory) -> dict:
     curve = StepCurve(keep_every=math.ceil(steps / MAX_STEPS_KEPT))
     started = time.perf_counter()
     # A diverging run (a high rate) overflows: it is stopped and recorded as diverged, so
-    # NumPy's overflow warnings would only fill the study's log.
-    with np.errstate(over="ignore", invalid="ignore"):
+    # NumPy's overflow warnings and fit's DivergenceWarning would only fill the study's log.
+    with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DivergenceWarning)
         history = model.fit(x_train, y_train, batch_size=spec["batch_size"],
                             epochs=spec["epochs"], validation_data=(x_val, y_val),
                             seed=spec["seed"], verbose=0, callbacks=[curve, TerminateOnNaN()])

@@ -57,7 +57,8 @@ def backward(outputs, grad_outputs=None, retain_graph=None, create_graph=False, 
                     f"{node.name}: this fused op's backward is first-order only; compose it "
                     "from primitive ops to take higher-order gradients"
                 )
-            node.check_saved_versions()
+            if node._versions or node.keeps_output:
+                node.check_saved_versions()
             if node.multi_output:
                 gy = _fill_missing(node, gy)
             gxs = node.backward(gy)

@@ -56,7 +56,7 @@ class Function:
     #: versions are recorded and checked. ``None``: every input (the safe default); ``()``: none
     #: (ops whose backward needs only shapes, masks made in forward, or their own output).
     saved_inputs: tuple | None = None
-    #: The versions of the saved inputs when the node was recorded.
+    #: The versions of the inputs when the node was recorded (empty if none is saved).
     _versions: tuple = ()
 
     def forward(self, *xs):
@@ -79,11 +79,8 @@ class Function:
                     node = self
                     self.inputs = inputs
                     saved = self.saved_inputs
-                    if saved is None:
-                        self._versions = tuple([x._version for x in inputs])
-                    elif saved:
-                        self._versions = tuple([inputs[i]._version for i in saved
-                                                if i < len(inputs)])
+                    if saved is None or saved:
+                        self._versions = _versions_of(inputs)
                     break
         if self.multi_output:
             outputs = tuple(_wrap(y, node, i) for i, y in enumerate(ys))
@@ -125,19 +122,20 @@ class Function:
     def check_saved_versions(self) -> None:
         """Raise if a tensor that backward reads was modified in place after it was saved.
 
-        The engine calls this before ``backward``: one integer comparison per saved input and
-        per kept output (an op's outputs are saved at version 0).
+        The engine calls this before ``backward``: one tuple comparison for the inputs and one
+        integer test per kept output (an op's outputs are saved at version 0).
         """
-        if self._versions:
+        versions = self._versions
+        if versions and _versions_of(self.inputs) != versions:
             inputs = self.inputs
-            saved = self.saved_inputs
-            for i, expected in zip(saved or range(len(inputs)), self._versions):
-                if inputs[i]._version != expected:
-                    raise _modified_error(self, inputs[i], f"input {i}", expected)
+            saved = range(len(inputs)) if self.saved_inputs is None else self.saved_inputs
+            for i in saved:  # some input changed: raise if backward reads it
+                if i < len(inputs) and inputs[i]._version != versions[i]:
+                    raise _modified_error(self, inputs[i], f"input {i}", versions[i])
         if self.keeps_output:
             for i, ref in enumerate(self._output_refs):
                 out = ref()
-                if out is not None and out._version != 0:
+                if out is not None and out._version:
                     raise _modified_error(self, out, f"output {i}", 0)
 
     def release(self) -> None:
@@ -176,6 +174,19 @@ def _wrap(y, node, index):
 
 
 _new_tensor = object.__new__
+
+
+def _versions_of(inputs) -> tuple:
+    """The inputs' version counters, unrolled for one to three inputs (the hot path of every
+    recorded op: a comprehension or ``map`` costs several times more)."""
+    n = len(inputs)
+    if n == 2:
+        return (inputs[0]._version, inputs[1]._version)
+    if n == 1:
+        return (inputs[0]._version,)
+    if n == 3:
+        return (inputs[0]._version, inputs[1]._version, inputs[2]._version)
+    return tuple([t._version for t in inputs])
 
 
 def constant(y):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
+from chainrule import functional as F
 from chainrule import optimizers
 from chainrule.layers import Dense
 from tests.torch_helpers import require_torch
@@ -134,6 +135,22 @@ def test_write_to_an_unsaved_input_of_a_reshape_does_not_raise():
         y.mul_(2)
     s.backward()
     np.testing.assert_allclose(x.grad.numpy(), [1.0, 1.0, 1.0, 1.0])
+
+
+def test_write_to_the_bias_of_linear_does_not_raise_but_to_its_kernel_does():
+    x = cr.tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    w = cr.tensor(np.ones((3, 2), np.float32), requires_grad=True)
+    b = cr.tensor(np.zeros(2, np.float32), requires_grad=True)
+    y = F.linear(x, w, b)
+    with cr.no_grad():
+        b.add_(1)  # Linear's backward reads x and w only
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.full((2, 3), 2.0))
+    y = F.linear(x, w, b)
+    with cr.no_grad():
+        w.mul_(2)
+    with pytest.raises(RuntimeError, match="input 1 of Linear"):
+        y.sum().backward()
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam"])

@@ -31,7 +31,7 @@ test: $(STAMP) data
 	CHAINRULE_KERNELS=numpy $(PY) -m pytest -n 2 tests
 
 demo: $(STAMP) data
-	$(PY) -m chainrule train --model cnn --dataset fashion-mnist --out runs/demo
+	$(PY) -m chainrule train --model cnn --dataset fashion-mnist --out runs/demo --overwrite
 
 bench: $(STAMP) data
 	$(PY) bench/run_all.py

@@ -1,7 +1,11 @@
 """The subcommands of ``chainrule``: ``train``, ``evaluate``, ``summary`` and ``check``.
 
 ``chainrule train --out runs/demo`` is the main job: the default CNN on Fashion-MNIST, with a
-progress bar, ending with the test loss and accuracy. The run's folder gets:
+progress bar, ending with the test loss and accuracy. The run backs itself up every
+:data:`BACKUP_EVERY` steps and at Ctrl-C (``callbacks.BackupAndRestore`` into ``backup/``): after
+a kill, ``chainrule train --resume runs/demo`` continues it with its own arguments and ends
+with the weights an uninterrupted run would have, bit for bit. A folder that already holds a
+run is refused unless ``--resume`` or ``--overwrite`` is given. The run's folder gets:
 
 ================  ==============================================================
 ``config.json``   the command's arguments, the model's architecture, versions
@@ -10,6 +14,7 @@ progress bar, ending with the test loss and accuracy. The run's folder gets:
 ``curves.png``    learning curves, training against validation (needs matplotlib)
 ``confusion.png`` the test set's confusion matrix (needs matplotlib)
 ``model.npz``     the trained model (``chainrule.models.load_model`` reads it)
+``backup/``       the run's backup while it trains (removed when it ends)
 ================  ==============================================================
 
 ``chainrule evaluate --model-path runs/demo/model.npz`` re-scores a saved model on the test
@@ -29,9 +34,9 @@ import numpy as np
 
 import chainrule
 from chainrule import zoo
-from chainrule.callbacks import CSVLogger, LearningRateScheduler
-from chainrule.cli import command
-from chainrule.io import write_json
+from chainrule.callbacks import BackupAndRestore, Callback, LearningRateScheduler
+from chainrule.cli import command, fraction, non_negative_int, positive_float, positive_int
+from chainrule.io import atomic_write, write_json
 from chainrule.metrics import ConfusionMatrix, SparseCategoricalAccuracy
 
 # -- data sets ------------------------------------------------------------------------------------
@@ -99,6 +104,13 @@ DEFAULTS = {
 #: Epochs when ``--epochs`` is not given, per architecture.
 EPOCHS = {"cnn": 10, "lenet": 10, "mlp": 15}
 
+#: ``chainrule train`` backs the run up every this many steps (and at Ctrl-C).
+BACKUP_EVERY = 100
+
+#: The files a run writes into its folder (``--overwrite`` removes these, nothing else).
+RUN_FILES = ("config.json", "history.csv", "summary.json", "curves.png", "confusion.png",
+             "model.npz")
+
 
 # -- learning-rate schedules ----------------------------------------------------------------------
 
@@ -131,37 +143,47 @@ def _model_and_dataset_arguments(parser, dataset_help: str = "the data set") -> 
 @command("train", "Train a model from the zoo on an image data set and save the run.")
 def _train_arguments(parser):
     _model_and_dataset_arguments(parser)
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=None,
                         help="passes over the training data (default: "
                              + ", ".join(f"{n} for {m}" for m, n in EPOCHS.items()) + ")")
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],
+    parser.add_argument("--batch-size", type=positive_int, default=DEFAULTS["batch_size"],
                         help="samples per step (default: %(default)s)")
     parser.add_argument("--optimizer", default=DEFAULTS["optimizer"],
                         help="an optimizer name: adam, sgd, rmsprop, ... (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"],
+    parser.add_argument("--lr", type=positive_float, default=DEFAULTS["lr"],
                         help="the learning rate (default: %(default)s)")
     parser.add_argument("--lr-schedule", choices=sorted(LR_SCHEDULES),
                         default=DEFAULTS["lr_schedule"],
                         help="constant: --lr throughout; halve: --lr for the first half of the "
                              "epochs, then halved every epoch (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"],
+    parser.add_argument("--seed", type=non_negative_int, default=DEFAULTS["seed"],
                         help="seed of weights, shuffling and dropout (default: %(default)s)")
-    parser.add_argument("--validation-split", type=float, default=DEFAULTS["validation_split"],
+    parser.add_argument("--validation-split", type=fraction, default=DEFAULTS["validation_split"],
                         help="fraction of the training data held out, stratified by class, "
                              "for validation curves; 0 for none (default: %(default)s)")
-    parser.add_argument("--limit", type=int, default=None,
+    parser.add_argument("--limit", type=positive_int, default=None,
                         help="use only the first N training (and test) samples, for quick runs")
     parser.add_argument("--out", default=None,
                         help="the run's folder (default: runs/<model>-<dataset>)")
+    parser.add_argument("--resume", metavar="DIR", default=None,
+                        help="continue the killed run in DIR, with the arguments it was started "
+                             "with (other options are refused)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in --out (its files are removed first)")
+    parser.add_argument("--backup-every", type=positive_int, default=BACKUP_EVERY, metavar="N",
+                        help="back the run up every N steps, and at Ctrl-C (default: "
+                             "%(default)s)")
+    _TRAIN_DEFAULTS.update(vars(parser.parse_args([])))
     return run_train
+
+
+#: The defaults of ``chainrule train``'s options, to tell which ones were given with --resume.
+_TRAIN_DEFAULTS: dict = {}
 
 
 def run_train(args) -> int:
     started = time.perf_counter()
-    out = args.out or os.path.join("runs", f"{args.model}-{args.dataset}")
-    os.makedirs(out, exist_ok=True)
-    if args.epochs is None:
-        args.epochs = EPOCHS[args.model]
+    args, out = _run_folder(args)
     dataset = DATASETS[args.dataset]
     chainrule.manual_seed(args.seed)
     data = _training_data(args, dataset)
@@ -169,16 +191,22 @@ def run_train(args) -> int:
 
     model = zoo.build(args.model, data["input_shape"], len(dataset.class_names))
     zoo.compile_for_classification(model, args.optimizer, args.lr)
-    write_json(os.path.join(out, "config.json"), _run_config(args, model, out))
+    if not args.resume:
+        write_json(os.path.join(out, "config.json"), _run_config(args, model, out))
     x_train, y_train = data["train"]
     print(f"Training {args.model} on {args.dataset}: {len(y_train)} training, "
           f"{len(data['validation'][1]) if data['validation'] else 0} validation and "
           f"{len(data['test'][1])} test samples; {model.count_params():,} parameters.")
 
     fit_started = time.perf_counter()
-    history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
-                        validation_data=data["validation"], seed=args.seed,
-                        callbacks=_train_callbacks(args, model, out))
+    callbacks = _train_callbacks(args, model, out)
+    try:
+        history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
+                            validation_data=data["validation"], seed=args.seed,
+                            callbacks=callbacks)
+    except KeyboardInterrupt as interrupt:
+        raise KeyboardInterrupt(f"{interrupt}; backed up in {out}/backup: continue with "
+                                f"chainrule train --resume {out}") from None
     train_seconds = time.perf_counter() - fit_started
 
     scores = score(model, *data["test"], len(dataset.class_names))
@@ -206,6 +234,62 @@ def run_train(args) -> int:
     return 0
 
 
+def _run_folder(args):
+    """``(args, out)``: with ``--resume DIR``, the arguments the run in DIR was started with;
+    else the given ones, with --out checked: a folder holding a run needs --overwrite."""
+    if args.resume:
+        return _resumed_arguments(args), args.resume
+    out = args.out or os.path.join("runs", f"{args.model}-{args.dataset}")
+    held = [name for name in (*RUN_FILES, "backup") if os.path.exists(os.path.join(out, name))]
+    if held and not args.overwrite:
+        raise FileExistsError(f"--out {out} already holds a run ({', '.join(held)}); continue "
+                              f"it with --resume {out}, replace it with --overwrite, or choose "
+                              f"another --out")
+    for name in held:
+        path = os.path.join(out, name)
+        if os.path.isdir(path):
+            import shutil
+
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    os.makedirs(out, exist_ok=True)
+    if args.epochs is None:
+        args.epochs = EPOCHS[args.model]
+    return args, out
+
+
+def _resumed_arguments(args):
+    """The arguments stored in ``--resume DIR``'s config.json (refusing others given too)."""
+    import argparse
+    import json
+
+    given = sorted(f"--{key.replace('_', '-')}" for key, value in vars(args).items()
+                   if key in _TRAIN_DEFAULTS and key not in ("resume", "run")
+                   and value != _TRAIN_DEFAULTS[key])
+    if given:
+        raise ValueError(f"--resume continues a run with its own arguments; do not give "
+                         f"{', '.join(given)}")
+    folder = args.resume
+    config_path = os.path.join(folder, "config.json")
+    if not os.path.exists(config_path):
+        raise FileNotFoundError(f"--resume {folder}: no config.json there; is it the folder "
+                                f"of a chainrule train run?")
+    if os.path.exists(os.path.join(folder, "summary.json")):
+        raise FileExistsError(f"--resume {folder}: that run has finished (summary.json); "
+                              f"train again with --overwrite to redo it")
+    with open(config_path) as file:
+        stored = json.load(file)["arguments"]
+    resumed = argparse.Namespace(**{**_TRAIN_DEFAULTS, **stored})
+    resumed.resume, resumed.overwrite, resumed.out = folder, False, folder
+    resumed.run, resumed.command = args.run, args.command
+    resumed.traceback = getattr(args, "traceback", False)
+    backup = os.path.join(folder, "backup", BackupAndRestore.FILE)
+    print(f"Resuming {folder}" + ("" if os.path.exists(backup) else
+                                   " (no backup yet: from the start)"))
+    return resumed
+
+
 def _training_data(args, dataset: ImageDataset) -> dict:
     """The data set loaded, limited, scaled and shaped for the model: ``{"input_shape",
     "train": (x, y), "validation": (x, y) or None, "test": (x, y)}``."""
@@ -226,13 +310,43 @@ def _training_data(args, dataset: ImageDataset) -> dict:
 
 
 def _train_callbacks(args, model, out: str) -> list:
-    """history.csv, and the learning-rate schedule unless it is constant."""
-    callbacks = [CSVLogger(os.path.join(out, "history.csv"))]
+    """The learning-rate schedule unless it is constant, history.csv, and the backup."""
+    callbacks = []
     make_schedule = LR_SCHEDULES[args.lr_schedule]
     if make_schedule is not None:
         callbacks.append(LearningRateScheduler(
             make_schedule(model.optimizer.learning_rate, args.epochs)))
+    callbacks.append(HistoryCSV(os.path.join(out, "history.csv")))
+    callbacks.append(BackupAndRestore(os.path.join(out, "backup"),
+                                      save_freq=args.backup_every))
     return callbacks
+
+
+class HistoryCSV(Callback):
+    """history.csv: one row per epoch so far, the whole file rewritten atomically at every
+    epoch's end, from the run's history (restored ones included): a resumed run's file holds
+    each epoch once, and a kill never leaves half a file."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        recorded = self.model.fit_state.history  # before this epoch's row: History runs last
+        rows = [{key: values[i] for key, values in recorded.history.items()}
+                for i in range(len(recorded.epoch))]
+        epochs = [*recorded.epoch, epoch]
+        rows.append(dict(logs or {}))
+        keys = list(dict.fromkeys(key for row in rows for key in row))
+        lines = [",".join(["epoch", *keys])]
+        lines += [",".join([str(e), *(_cell(row.get(key)) for key in keys)])
+                  for e, row in zip(epochs, rows)]
+        text = "\n".join(lines) + "\n"
+        atomic_write(self.path, lambda file: file.write(text.encode()))
+
+
+def _cell(value) -> str:
+    return "" if value is None else repr(float(value))
 
 
 def _stratified_holdout(x, y, fraction: float, seed: int):

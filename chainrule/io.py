@@ -168,10 +168,15 @@ def atomic_write(path: str, write) -> None:
     """Call ``write(file)`` on a new file beside ``path``, then rename it to ``path``.
 
     The rename (``os.replace``) is atomic, so readers see the old file or the whole new one,
-    never a part. The temporary file is created like any other (the umask applies).
+    never a part. The temporary file is created like any other (the umask applies). Its name,
+    ``.<name>.<host>.<pid>.<random>.tmp``, says who writes it: temporary files of ``path`` that
+    a killed process of this host left behind are removed here (see
+    :func:`remove_stale_temporaries`).
     """
     folder, name = os.path.split(os.path.abspath(path))
-    temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
+    remove_stale_temporaries(folder, name)
+    temporary = os.path.join(
+        folder, f".{name}.{_host()}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         with open(temporary, "xb") as file:
             write(file)
@@ -182,6 +187,47 @@ def atomic_write(path: str, write) -> None:
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def _host() -> str:
+    import socket
+
+    return "".join(c if c.isalnum() or c == "-" else "_" for c in socket.gethostname())
+
+
+def remove_stale_temporaries(folder: str, name: str) -> int:
+    """Remove ``folder``'s temporary files of ``name`` written by processes of this host that
+    are gone (killed while writing); return how many. Those of live processes, and of other
+    hosts sharing the folder, are left alone."""
+    prefix, host, removed = f".{name}.", _host(), 0
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return 0
+    for entry in entries:
+        if not (entry.startswith(prefix) and entry.endswith(".tmp")):
+            continue
+        parts = entry[len(prefix):-len(".tmp")].split(".")
+        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+            continue
+        if _process_alive(int(parts[1])):
+            continue
+        try:
+            os.remove(os.path.join(folder, entry))
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def json_value(value):

@@ -36,11 +36,15 @@ def _figure(width: float, height: float):
 
 
 def _save(figure, path) -> None:
+    """Write the PNG atomically: a kill while drawing leaves the old file or none, never a
+    broken one."""
     if path is not None:
+        from chainrule.io import atomic_write
+
         folder = os.path.dirname(os.fspath(path))
         if folder:
             os.makedirs(folder, exist_ok=True)
-        figure.savefig(os.fspath(path), format="png")
+        atomic_write(os.fspath(path), lambda file: figure.savefig(file, format="png"))
 
 
 def _as_history_dict(history) -> dict:

@@ -125,6 +125,9 @@ class CallbackList:
 
     def __init__(self, callbacks=(), model=None, params=None):
         self.callbacks = list(callbacks)
+        if params is not None:  # what the callbacks add to the logs, for the others to check
+            params = {**params, "logs_added": sorted(
+                {key for cb in self.callbacks for key in getattr(cb, "logs_added", ())})}
         for callback in self.callbacks:
             if model is not None:
                 callback.set_model(model)
@@ -463,6 +466,7 @@ class EarlyStopping(Callback):
         return value > reference + self.min_delta
 
     def on_train_begin(self, logs=None):
+        _warn_unless_logged(self, self.monitor, "EarlyStopping")
         self.wait = 0
         self.stopped_epoch = 0
         self.best = math.inf if self.mode == "min" else -math.inf
@@ -611,11 +615,24 @@ class ModelCheckpoint(Callback):
 
 def expected_log_keys(model, params: dict) -> set:
     """The keys of the epoch logs of a ``fit`` with ``params``: the loss and the metrics, their
-    ``val_`` versions when validating, ``loss_ema`` and ``learning_rate``."""
+    ``val_`` versions when validating, ``loss_ema``, ``learning_rate``, and the keys that the
+    call's callbacks declare they add (a ``logs_added = ("name", ...)`` attribute)."""
     names = set(model.metrics_names)
     if params.get("do_validation"):
         names |= {f"val_{name}" for name in names}
-    return names | {"loss_ema", "learning_rate"}
+    return names | {"loss_ema", "learning_rate"} | set(params.get("logs_added", ()))
+
+
+def _warn_unless_logged(callback, monitor: str, owner: str) -> None:
+    """At the start of training, a warning when ``monitor`` will not be in the logs (Keras
+    warns only at the end of each epoch)."""
+    if not hasattr(callback.model, "metrics_names") or "epochs" not in callback.params:
+        return
+    logged = expected_log_keys(callback.model, callback.params)
+    if monitor not in logged:
+        warnings.warn(f"{owner} monitors {monitor!r}, which this fit will not log (validation "
+                      f"data given? {bool(callback.params.get('do_validation'))}); it logs "
+                      f"{sorted(logged)}", stacklevel=6)
 
 
 # -- BackupAndRestore -----------------------------------------------------------------------------
@@ -802,6 +819,7 @@ class ReduceLROnPlateau(Callback):
         return value > self.best + self.min_delta
 
     def on_train_begin(self, logs=None):
+        _warn_unless_logged(self, self.monitor, "ReduceLROnPlateau")
         self._reset()
 
     def on_epoch_end(self, epoch, logs=None):

@@ -41,6 +41,11 @@ def positive_float(text: str) -> float:
     return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 
 
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    return _number(text, float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+
+
 def fraction(text: str) -> float:
     """An argparse type: a number in [0, 1)."""
     return _number(text, float, lambda v: 0 <= v < 1, "a number in [0, 1)")

@@ -405,8 +405,9 @@ def _evaluate_arguments(parser):
     parser.add_argument("--dataset", choices=sorted(DATASETS), default=None,
                         help="the data set (default: the run's, from config.json beside the "
                              "model, else fashion-mnist)")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--limit", type=int, default=None, help="only the first N test samples")
+    parser.add_argument("--batch-size", type=positive_int, default=256)
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="only the first N test samples")
     return run_evaluate
 
 

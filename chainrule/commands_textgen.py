@@ -15,7 +15,13 @@ from __future__ import annotations
 
 import sys
 
-from chainrule.cli import command
+from chainrule.cli import (
+    command,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 
 def _add_train_arguments(parser) -> None:
@@ -24,32 +30,33 @@ def _add_train_arguments(parser) -> None:
                              "library's .py files)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="folder to save the model and its history to")
-    parser.add_argument("--max-chars", type=int, default=None,
+    parser.add_argument("--max-chars", type=positive_int, default=None,
                         help="use only the first N characters of the corpus")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=1)
+    parser.add_argument("--steps", type=positive_int, default=None,
                         help="steps per epoch (default: one pass over the training text, "
                              "characters // (seq-len × batch-size))")
-    parser.add_argument("--seq-len", type=int, default=64, help="characters per window")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-3, help="Adam's learning rate")
-    parser.add_argument("--clip-norm", type=float, default=5.0,
+    parser.add_argument("--seq-len", type=positive_int, default=64, help="characters per window")
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--lr", type=positive_float, default=2e-3, help="Adam's learning rate")
+    parser.add_argument("--clip-norm", type=non_negative_float, default=5.0,
                         help="largest gradient norm (0: no clipping)")
-    parser.add_argument("--embedding-dim", type=int, default=64)
-    parser.add_argument("--units", type=int, default=256, help="the LSTM's state size")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--log-every", type=int, default=100, help="steps between log lines")
+    parser.add_argument("--embedding-dim", type=positive_int, default=64)
+    parser.add_argument("--units", type=positive_int, default=256, help="the LSTM's state size")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--log-every", type=positive_int, default=100,
+                        help="steps between log lines")
 
 
 def _add_sample_arguments(parser) -> None:
     parser.add_argument("--model-path", required=True, metavar="DIR",
                         help="the folder `textgen train --out` wrote")
-    parser.add_argument("--length", type=int, default=500, help="characters to generate")
-    parser.add_argument("--temperature", type=float, default=0.8,
+    parser.add_argument("--length", type=positive_int, default=500, help="characters to generate")
+    parser.add_argument("--temperature", type=positive_float, default=0.8,
                         help="softmax temperature: lower is safer, higher more inventive; "
                              "0 takes the most likely character")
     parser.add_argument("--prompt", default="", help="text to start from (default: a newline)")
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--seed", type=non_negative_int, default=None)
 
 
 @command("textgen", "Train a character-level LSTM on text (default: Python's own source code) "

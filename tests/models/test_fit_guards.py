@@ -196,3 +196,24 @@ def test_ctrl_c_finishes_the_step_backs_up_and_says_where(tmp_path):
                 callbacks=[callbacks.BackupAndRestore(tmp_path, save_freq=False)])
     for got, want in zip(resumed.get_weights(), whole.get_weights()):
         np.testing.assert_array_equal(got, want)
+
+
+class AddsScore(callbacks.Callback):
+    """A callback of the user's that adds a value to the epoch logs, and says so."""
+
+    logs_added = ("score",)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["score"] = 1.0 - logs["loss"]
+
+
+def test_log_keys_that_a_callback_declares_may_be_used(tmp_path):
+    model().fit(*data(), verbose=0, callbacks=[
+        AddsScore(), callbacks.ModelCheckpoint(str(tmp_path / "m-{score:.3f}.npz"))])
+    assert len(list(tmp_path.glob("m-*.npz"))) == 1
+
+
+def test_early_stopping_on_an_unlogged_value_warns_at_the_start():
+    with pytest.warns(UserWarning, match="EarlyStopping monitors 'val_loss', which this fit "
+                                         "will not log"):
+        model().fit(*data(), verbose=0, epochs=1, callbacks=[callbacks.EarlyStopping()])

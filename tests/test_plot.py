@@ -66,3 +66,22 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"pip install chainrule\[plot\]"):
         plot.plot_history(HISTORY)
+
+
+def test_a_drawing_that_dies_midway_leaves_the_old_png_whole(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    path = tmp_path / "curves.png"
+    history = {"loss": [0.9, 0.5], "val_loss": [0.8, 0.6]}
+    plot.plot_history(history, path)
+    before = path.read_bytes()
+
+    def dies_midway(self, file, **options):
+        file.write(b"\x89PNG half a picture")
+        raise KeyboardInterrupt  # a kill while drawing
+
+    monkeypatch.setattr(Figure, "savefig", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        plot.plot_history({"loss": [0.1, 0.2]}, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]  # no temporary file left

@@ -913,13 +913,16 @@ class LambdaCallback(Callback):
     """A callback from plain functions, e.g. ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``.
 
     Each argument is named after the hook it implements and takes that hook's arguments.
+    ``logs_added=("score",)`` declares keys the functions add to the logs, for the checks that
+    other callbacks make at the start of training.
     """
 
     _HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
               "on_train_batch_begin", "on_train_batch_end")
 
-    def __init__(self, **hooks):
+    def __init__(self, logs_added=(), **hooks):
         super().__init__()
+        self.logs_added = tuple(logs_added)
         unknown = sorted(set(hooks) - set(self._HOOKS))
         if unknown:
             raise TypeError(f"LambdaCallback: unknown hook(s) {unknown}; known: {self._HOOKS}")

@@ -200,7 +200,7 @@ def test_early_stopping_in_fit_restores_the_best_epochs_weights():
         snapshots.append(net.get_weights())
 
     history = net.fit(x, y, epochs=5, batch_size=32, verbose=0, callbacks=[
-        callbacks.LambdaCallback(on_epoch_end=inject),
+        callbacks.LambdaCallback(on_epoch_end=inject, logs_added=("score",)),
         callbacks.EarlyStopping(monitor="score", mode="max", patience=2,
                                 restore_best_weights=True)])
     assert history.epoch == [0, 1, 2, 3]

@@ -213,6 +213,7 @@ def test_log_keys_that_a_callback_declares_may_be_used(tmp_path):
     assert len(list(tmp_path.glob("m-*.npz"))) == 1
 
 
+@pytest.mark.filterwarnings("ignore:EarlyStopping is conditioned on")  # Keras's, each epoch
 def test_early_stopping_on_an_unlogged_value_warns_at_the_start():
     with pytest.warns(UserWarning, match="EarlyStopping monitors 'val_loss', which this fit "
                                          "will not log"):

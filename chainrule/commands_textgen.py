@@ -46,13 +46,19 @@ def _add_train_arguments(parser) -> None:
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--log-every", type=positive_int, default=100,
                         help="steps between log lines")
+    parser.add_argument("--backup-every", type=positive_int, default=100, metavar="N",
+                        help="back the run up into --out every N steps and after every epoch "
+                             "(default: %(default)s)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the killed run in --out from its backup (the same "
+                             "options and corpus are needed)")
 
 
 def _add_sample_arguments(parser) -> None:
     parser.add_argument("--model-path", required=True, metavar="DIR",
                         help="the folder `textgen train --out` wrote")
     parser.add_argument("--length", type=positive_int, default=500, help="characters to generate")
-    parser.add_argument("--temperature", type=positive_float, default=0.8,
+    parser.add_argument("--temperature", type=non_negative_float, default=0.8,
                         help="softmax temperature: lower is safer, higher more inventive; "
                              "0 takes the most likely character")
     parser.add_argument("--prompt", default="", help="text to start from (default: a newline)")
@@ -88,7 +94,8 @@ def _train(args) -> int:
     corpus = text.load(args.corpus, max_chars=args.max_chars)
     generator = textgen.train(
         corpus, out_dir=args.out, log=lambda line: print(line, flush=True),
-        log_every=args.log_every, epochs=args.epochs, steps_per_epoch=args.steps,
+        log_every=args.log_every, backup_every=args.backup_every, resume=args.resume,
+        epochs=args.epochs, steps_per_epoch=args.steps,
         seq_len=args.seq_len, batch_size=args.batch_size, learning_rate=args.lr,
         clip_norm=args.clip_norm, embedding_dim=args.embedding_dim, units=args.units,
         seed=args.seed)

@@ -24,7 +24,6 @@ From the command line: ``chainrule textgen train --out DIR`` and
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -178,8 +177,7 @@ class TextGenerator:
             "history": asdict(self.history),
         }
         io.save_tree(path, tree, metadata={"kind": "chainrule.textgen"})
-        with open(os.path.join(folder, HISTORY_FILE), "w", encoding="utf-8") as file:
-            json.dump(asdict(self.history), file)
+        io.write_json(os.path.join(folder, HISTORY_FILE), asdict(self.history))
         return path
 
     @classmethod
@@ -261,12 +259,19 @@ def build(vocab_size: int, embedding_dim: int = 64, units: int = 256) -> CharLan
 
 
 def train(corpus: Corpus, out_dir=None, log=print, log_every: int = 100,
-          sample_length: int = 200, **settings) -> TextGenerator:
+          sample_length: int = 200, backup_every: int = 100, resume: bool = False,
+          **settings) -> TextGenerator:
     """Train a character LSTM on ``corpus`` and return the :class:`TextGenerator`.
 
     The last ``validation_fraction`` of the text is held out for the validation loss. Each step
     takes ``batch_size`` random windows of ``seq_len`` characters, minimises the mean
     next-character cross-entropy with Adam, clipping the gradient norm to ``clip_norm``.
+
+    With ``out_dir``, the run is backed up to ``out_dir/backup.npz`` every ``backup_every``
+    steps and at the end of every epoch (weights, Adam's state, the window generator's and
+    chainrule's generator states, the position, the history); ``resume=True`` continues from
+    that backup with the same settings and ends with the weights of an uninterrupted run, bit
+    for bit. The backup is removed when training ends.
 
     Args:
         corpus: a :class:`~chainrule.datasets.text.Corpus` (``chainrule.datasets.text.load()``).
@@ -274,6 +279,9 @@ def train(corpus: Corpus, out_dir=None, log=print, log_every: int = 100,
         log: a function of one string for progress lines (None: silent).
         log_every: steps between progress lines.
         sample_length: characters of the sample logged after every epoch (0: none).
+        backup_every: steps between backups (with ``out_dir``).
+        resume: continue from ``out_dir``'s backup (an error if there is none, or if it was
+            made with other settings or another corpus).
         **settings: the fields of :class:`TrainConfig` (epochs, steps_per_epoch, seq_len,
             batch_size, learning_rate, clip_norm, embedding_dim, units, validation_fraction,
             seed). ``steps_per_epoch`` defaults to one pass over the training text:
@@ -292,17 +300,22 @@ def train(corpus: Corpus, out_dir=None, log=print, log_every: int = 100,
     model = build(corpus.vocab_size, config.embedding_dim, config.units)
     optimizer = Adam(model.parameters(), learning_rate=config.learning_rate)
     generator = TextGenerator(model, corpus.vocab, config, History())
+    backup = _Backup(out_dir, config, corpus, generator, optimizer, rng)
+    epoch, done, losses = backup.restore() if resume else (1, 0, [])
     log(f"textgen: {len(train_ids):,} training characters, vocabulary {corpus.vocab_size}, "
-        f"{model.count_params():,} parameters, {config.epochs} epoch(s) of {steps} steps")
-    for epoch in range(1, config.epochs + 1):
-        started, losses = time.perf_counter(), []
-        for step in range(1, steps + 1):
+        f"{model.count_params():,} parameters, {config.epochs} epoch(s) of {steps} steps"
+        + (f"; resumed at epoch {epoch}, step {done}" if resume else ""))
+    while epoch <= config.epochs:
+        started = time.perf_counter()
+        for step in range(done + 1, steps + 1):
             inputs, targets = random_windows(train_ids, config.seq_len, config.batch_size, rng)
             losses.append(train_step(model, optimizer, inputs, targets, config.clip_norm))
             if step % log_every == 0 or step == steps:
                 rate = step * config.seq_len * config.batch_size / (time.perf_counter() - started)
                 log(f"epoch {epoch} step {step}/{steps}: loss "
                     f"{np.mean(losses[-log_every:]):.4f} ({rate:,.0f} chars/s)")
+            if step % backup_every == 0 and step < steps:
+                backup.save(epoch, step, losses)
         history = generator.history
         history.step_loss.extend(losses)
         history.loss.append(float(np.mean(losses)))
@@ -315,7 +328,58 @@ def train(corpus: Corpus, out_dir=None, log=print, log_every: int = 100,
             log(generator.sample(sample_length, temperature=0.8, seed=config.seed))
         if out_dir is not None:
             generator.save(out_dir)
+        epoch, done, losses = epoch + 1, 0, []
+        backup.save(epoch, done, losses)
+    backup.remove()
     return generator
+
+
+class _Backup:
+    """``train``'s backup: ``out_dir/backup.npz`` (nothing without ``out_dir``)."""
+
+    FILE = "backup.npz"
+
+    def __init__(self, out_dir, config, corpus, generator, optimizer, rng):
+        self.path = None if out_dir is None else os.path.join(out_dir, self.FILE)
+        self.config, self.generator, self.optimizer, self.rng = config, generator, optimizer, rng
+        self.corpus = {"characters": int(len(corpus.ids)), "vocab": list(generator.vocab)}
+
+    def save(self, epoch: int, step: int, losses: list) -> None:
+        if self.path is None:
+            return
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        io.save_tree(self.path, {
+            "config": asdict(self.config), "corpus": self.corpus,
+            "epoch": epoch, "step": step, "losses": list(losses),
+            "weights": self.generator.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "windows": self.rng.bit_generator.state,
+            "generator": cr.random.get_generator().bit_generator.state,
+            "history": asdict(self.generator.history),
+        })
+
+    def restore(self) -> tuple:
+        """Put the backup back; returns ``(epoch, step, losses)`` to continue from."""
+        if self.path is None or not os.path.exists(self.path):
+            raise FileNotFoundError(f"resume: no backup to continue from "
+                                    f"({self.path or 'no out_dir given'})")
+        tree = io.load_tree(self.path)
+        for key, mine in (("config", asdict(self.config)), ("corpus", self.corpus)):
+            if tree[key] != mine:
+                differ = sorted(k for k in mine if tree[key].get(k) != mine[k])
+                raise ValueError(f"resume: the backup in {self.path} was made with another "
+                                 f"{key} ({', '.join(differ)} differ); give the same settings "
+                                 f"and corpus, or start afresh in another folder")
+        self.generator.model.load_state_dict(tree["weights"])
+        self.optimizer.load_state_dict(tree["optimizer"])
+        self.rng.bit_generator.state = tree["windows"]
+        cr.random.get_generator().bit_generator.state = tree["generator"]
+        self.generator.history = History(**tree["history"])
+        return int(tree["epoch"]), int(tree["step"]), list(tree["losses"])
+
+    def remove(self) -> None:
+        if self.path is not None and os.path.exists(self.path):
+            os.remove(self.path)
 
 
 def train_step(model, optimizer, inputs, targets, clip_norm: float | None = 5.0) -> float:

@@ -119,3 +119,53 @@ def test_command_line_trains_and_samples(tmp_path, capsys):
     assert printed.startswith("def ") and len(printed.rstrip("\n")) >= 24
     assert main(["textgen", "sample", "--model-path", str(tmp_path / "none")]) == 1
     assert "no trained model there" in capsys.readouterr().err
+
+
+class Killed(Exception):
+    """Stands for a kill: training stops at once."""
+
+
+def _kill_at(line_number: int):
+    """A log function that kills training at its ``line_number``-th progress line."""
+    seen = []
+
+    def log(line):
+        seen.append(line)
+        if len(seen) == line_number:
+            raise Killed(line)
+
+    return log
+
+
+@pytest.mark.parametrize("kill_at_line", [3, 5, 8])
+def test_a_killed_run_resumed_from_its_backup_ends_bit_identical(tmp_path, kill_at_line):
+    corpus = Corpus(PATTERN * 40)
+    settings = _tiny_settings(epochs=3, steps_per_epoch=12, units=8, embedding_dim=4)
+    whole = textgen.train(corpus, out_dir=tmp_path / "whole", log=None, sample_length=0,
+                          backup_every=2, **settings)
+    out = tmp_path / "killed"
+    with pytest.raises(Killed):  # lines: start, then every 4th step and each epoch's end
+        textgen.train(corpus, out_dir=out, log=_kill_at(kill_at_line), log_every=4,
+                      sample_length=0, backup_every=2, **settings)
+    assert (out / "backup.npz").exists()
+    cr.manual_seed(99)  # another process: chainrule's generator elsewhere
+    resumed = textgen.train(corpus, out_dir=out, log=None, sample_length=0, backup_every=2,
+                            resume=True, **settings)
+    for name, weight in whole.model.state_dict().items():
+        np.testing.assert_array_equal(resumed.model.state_dict()[name], weight, err_msg=name)
+    assert resumed.history.step_loss == whole.history.step_loss
+    assert resumed.history.loss == whole.history.loss
+    assert not (out / "backup.npz").exists()
+
+
+def test_resume_needs_a_backup_made_with_the_same_settings(tmp_path):
+    corpus = Corpus(PATTERN * 40)
+    settings = _tiny_settings(epochs=2, steps_per_epoch=6, units=8, embedding_dim=4)
+    with pytest.raises(FileNotFoundError, match="no backup to continue from"):
+        textgen.train(corpus, out_dir=tmp_path, log=None, resume=True, **settings)
+    with pytest.raises(Killed):
+        textgen.train(corpus, out_dir=tmp_path, log=_kill_at(2), log_every=2, sample_length=0,
+                      backup_every=1, **settings)
+    with pytest.raises(ValueError, match=r"another config \(learning_rate differ"):
+        textgen.train(corpus, out_dir=tmp_path, log=None, resume=True,
+                      **{**settings, "learning_rate": 0.5})

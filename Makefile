@@ -12,7 +12,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,plot,data,fast,tune,track]"
+	$(PY) -m pip install -q -e ".[test,plot,data,fast,tune,track,dist]"
 	touch $(STAMP)
 
 # Fashion-MNIST from Debian's package where apt is usable and the files are missing.

@@ -507,7 +507,9 @@ class EarlyStopping(Callback):
 
 # -- ModelCheckpoint ------------------------------------------------------------------------------
 
-_SAVE_SUFFIXES = (".npz", ".safetensors")
+#: .keras / .h5 / .hdf5 (Keras's names) hold chainrule's own npz, with a warning on the first
+#: save (see chainrule.models.saving).
+_SAVE_SUFFIXES = (".npz", ".safetensors", ".keras", ".h5", ".hdf5")
 
 
 class ModelCheckpoint(Callback):
@@ -527,6 +529,8 @@ class ModelCheckpoint(Callback):
         initial_value_threshold: with ``save_best_only``, a value the first save must beat.
     """
 
+    root_only = True  # in a data-parallel fit, only rank 0 writes the files
+
     def __init__(self, filepath, monitor: str = "val_loss", verbose: int = 0,
                  save_best_only: bool = False, save_weights_only: bool = False,
                  mode: str = "auto", save_freq="epoch", initial_value_threshold=None):
@@ -534,8 +538,8 @@ class ModelCheckpoint(Callback):
         self.filepath = os.fspath(filepath)
         if not self.filepath.endswith(_SAVE_SUFFIXES):
             raise ValueError(
-                f"ModelCheckpoint: chainrule saves .npz or .safetensors files, got "
-                f"{self.filepath!r}"
+                f"ModelCheckpoint: chainrule saves .npz or .safetensors files (or its own npz "
+                f"under Keras's .keras / .h5 names), got {self.filepath!r}"
             )
         if save_freq != "epoch" and not (isinstance(save_freq, int) and save_freq > 0):
             raise ValueError(f"ModelCheckpoint: save_freq must be 'epoch' or a positive int, "
@@ -713,6 +717,9 @@ class BackupAndRestore(Callback):
         from chainrule import io
         from chainrule.models.fit_state import check_weights_finite
 
+        state = self.model.fit_state
+        if getattr(state, "comm", None) is not None and not state.comm.is_root:
+            return  # every rank restores the backup, rank 0 alone writes it
         if not check_weights_finite(self.model, f"BackupAndRestore {self.path}"):
             return
         os.makedirs(self.backup_dir, exist_ok=True)
@@ -860,6 +867,8 @@ class CSVLogger(Callback):
         separator: the column separator (default ",").
         append: add to an existing file instead of overwriting it (default False).
     """
+
+    root_only = True  # in a data-parallel fit, only rank 0 writes the files
 
     def __init__(self, filename, separator: str = ",", append: bool = False):
         super().__init__()

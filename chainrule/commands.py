@@ -183,7 +183,12 @@ _TRAIN_DEFAULTS: dict = {}
 
 def run_train(args) -> int:
     started = time.perf_counter()
-    args, out = _run_folder(args)
+    comm = _job()
+    root = comm is None or comm.is_root
+    say = print if root else (lambda *parts, **options: None)
+    args, out = _run_folder(args, writes=root, say=say)
+    if comm is not None:
+        comm.barrier()  # rank 0 has cleared --out
     dataset = DATASETS[args.dataset]
     chainrule.manual_seed(args.seed)
     data = _training_data(args, dataset)
@@ -191,24 +196,28 @@ def run_train(args) -> int:
 
     model = zoo.build(args.model, data["input_shape"], len(dataset.class_names))
     zoo.compile_for_classification(model, args.optimizer, args.lr)
-    if not args.resume:
+    if not args.resume and root:
         write_json(os.path.join(out, "config.json"), _run_config(args, model, out))
     x_train, y_train = data["train"]
-    print(f"Training {args.model} on {args.dataset}: {len(y_train)} training, "
-          f"{len(data['validation'][1]) if data['validation'] else 0} validation and "
-          f"{len(data['test'][1])} test samples; {model.count_params():,} parameters.")
+    say(f"Training {args.model} on {args.dataset}: {len(y_train)} training, "
+        f"{len(data['validation'][1]) if data['validation'] else 0} validation and "
+        f"{len(data['test'][1])} test samples; {model.count_params():,} parameters"
+        + (f"; {comm.size} processes, {args.batch_size} samples each per step" if comm else "")
+        + ".")
 
     fit_started = time.perf_counter()
     callbacks = _train_callbacks(args, model, out)
     try:
         history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
                             validation_data=data["validation"], seed=args.seed,
-                            callbacks=callbacks)
+                            callbacks=callbacks, distributed=comm or False)
     except KeyboardInterrupt as interrupt:
         raise KeyboardInterrupt(f"{interrupt}; backed up in {out}/backup: continue with "
                                 f"chainrule train --resume {out}") from None
     train_seconds = time.perf_counter() - fit_started
 
+    if not root:
+        return 0  # rank 0 scores and writes the run
     scores = score(model, *data["test"], len(dataset.class_names))
     model.save(os.path.join(out, "model.npz"))
     summary = {
@@ -234,18 +243,29 @@ def run_train(args) -> int:
     return 0
 
 
-def _run_folder(args):
+def _job():
+    """The MPI job's communicator under ``mpiexec -n N`` (N > 1), else None."""
+    from chainrule import distributed
+
+    if not distributed.launched_by_mpi():
+        return None
+    comm = distributed.init()
+    return comm if comm.size > 1 else None
+
+
+def _run_folder(args, writes: bool = True, say=print):
     """``(args, out)``: with ``--resume DIR``, the arguments the run in DIR was started with;
-    else the given ones, with --out checked: a folder holding a run needs --overwrite."""
+    else the given ones, with --out checked: a folder holding a run needs --overwrite. Every
+    rank of an MPI job checks (and refuses) alike; only the one that ``writes`` removes."""
     if args.resume:
-        return _resumed_arguments(args), args.resume
+        return _resumed_arguments(args, say), args.resume
     out = args.out or os.path.join("runs", f"{args.model}-{args.dataset}")
     held = [name for name in (*RUN_FILES, "backup") if os.path.exists(os.path.join(out, name))]
     if held and not args.overwrite:
         raise FileExistsError(f"--out {out} already holds a run ({', '.join(held)}); continue "
                               f"it with --resume {out}, replace it with --overwrite, or choose "
                               f"another --out")
-    for name in held:
+    for name in held if writes else ():
         path = os.path.join(out, name)
         if os.path.isdir(path):
             import shutil
@@ -259,7 +279,7 @@ def _run_folder(args):
     return args, out
 
 
-def _resumed_arguments(args):
+def _resumed_arguments(args, say=print):
     """The arguments stored in ``--resume DIR``'s config.json (refusing others given too)."""
     import argparse
     import json
@@ -285,8 +305,8 @@ def _resumed_arguments(args):
     resumed.run, resumed.command = args.run, args.command
     resumed.traceback = getattr(args, "traceback", False)
     backup = os.path.join(folder, "backup", BackupAndRestore.FILE)
-    print(f"Resuming {folder}" + ("" if os.path.exists(backup) else
-                                   " (no backup yet: from the start)"))
+    say(f"Resuming {folder}" + ("" if os.path.exists(backup) else
+                                 " (no backup yet: from the start)"))
     return resumed
 
 
@@ -326,6 +346,8 @@ class HistoryCSV(Callback):
     """history.csv: one row per epoch so far, the whole file rewritten atomically at every
     epoch's end, from the run's history (restored ones included): a resumed run's file holds
     each epoch once, and a kill never leaves half a file."""
+
+    root_only = True
 
     def __init__(self, path: str):
         super().__init__()

@@ -65,6 +65,8 @@ class TensorBoard(Callback):
     (for example after ``fit`` raised) and may be called any number of times.
     """
 
+    root_only = True  # in a data-parallel fit, only rank 0 writes events
+
     def __init__(self, log_dir="logs", histogram_freq=0, write_graph=False, hparams=None):
         super().__init__()
         if not isinstance(log_dir, (str, os.PathLike)):

@@ -105,11 +105,14 @@ class DataLoader:
         """The batches of one epoch visiting the samples in ``order``, from batch ``start``
         on (a run resumed in the middle of an epoch)."""
         for b in range(start, len(self)):
-            indices = order[b * self.batch_size : (b + 1) * self.batch_size]
-            batch = fetch_batch(self.dataset, indices)
-            if self.transform is not None:
-                batch = _as_tuple(self.transform(*batch))
-            yield batch
+            yield self.fetch(order[b * self.batch_size : (b + 1) * self.batch_size])
+
+    def fetch(self, indices) -> tuple[np.ndarray, ...]:
+        """The batch of the samples at ``indices``, with the transform applied."""
+        batch = fetch_batch(self.dataset, indices)
+        if self.transform is not None:
+            batch = _as_tuple(self.transform(*batch))
+        return batch
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, ...]]:
         return self.batches(self.epoch_order())

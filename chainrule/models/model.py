@@ -51,9 +51,23 @@ _IGNORED_COMPILE_ARGUMENTS = ("run_eagerly", "jit_compile", "steps_per_execution
                               "auto_scale_loss")
 
 
-class Model(Layer):
+class _ModelType(type(Layer)):
+    """``Model(inputs, outputs)`` (Keras's functional API) makes a
+    :class:`~chainrule.models.functional.Functional` model, as Keras's ``Model.__new__`` does."""
+
+    def __call__(cls, *args, **kwargs):
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            from chainrule.models.functional import Functional
+
+            return Functional(*args, **kwargs)
+        return super().__call__(*args, **kwargs)
+
+
+class Model(Layer, metaclass=_ModelType):
     """A Layer with Keras's training API. Subclass it (define layers in ``__init__``, the
-    computation in ``forward`` or ``call``) or use :class:`Sequential`.
+    computation in ``forward`` or ``call``), use :class:`Sequential`, or Keras's functional
+    API: ``Model(inputs, outputs)`` with ``inputs = Input(shape=...)`` and ``outputs`` made by
+    calling layers on them (see :mod:`chainrule.models.functional`).
 
     Attributes:
         optimizer: the optimizer given to :meth:`compile`.
@@ -76,9 +90,9 @@ class Model(Layer):
     def __init__(self, *args, **kwargs):
         if args or "inputs" in kwargs or "outputs" in kwargs:
             raise TypeError(
-                "Model(inputs, outputs), Keras's functional API, is not part of chainrule: "
-                "subclass Model (layers in __init__, the computation in forward/call) or use "
-                "Sequential([...])"
+                f"{type(self).__name__}: a subclass of Model takes no inputs/outputs (Keras's "
+                "functional subclassing is not supported); build the graph with "
+                "chainrule.Model(inputs, outputs), or define the computation in forward/call"
             )
         super().__init__(**kwargs)
 
@@ -215,7 +229,7 @@ class Model(Layer):
             callbacks=None, validation_split: float = 0.0, validation_data=None,
             shuffle: bool = True, initial_epoch: int = 0, seed: int | None = None,
             validation_batch_size: int | None = None, validation_freq: int = 1,
-            check_finite: bool = True) -> History:
+            check_finite: bool = True, distributed=False) -> History:
         """Train for ``epochs`` passes over the data; return the :class:`History`.
 
         Args:
@@ -241,6 +255,16 @@ class Model(Layer):
             check_finite: refuse input data holding NaN or infinite values before training,
                 and stop training at a step whose loss is NaN or infinite, without applying
                 its update (default True; see :mod:`chainrule.models.fit_state`).
+            distributed: True (the job's :func:`chainrule.distributed.init`) or a
+                :class:`~chainrule.distributed.Communicator`: data-parallel training over
+                the ranks of an ``mpiexec`` job. Rank 0's initial weights are broadcast; every
+                rank draws the same epoch order (root's seed) and takes its share of each
+                global batch of ``batch_size · size`` samples; the optimizer averages the
+                gradients (:func:`~chainrule.distributed.DistributedOptimizer`); the epoch
+                logs are reduced over the ranks, so every rank logs the same numbers; each
+                rank validates on all of the validation data; only rank 0 shows progress and
+                runs the callbacks that write files (``root_only``). Alone, it changes
+                nothing.
 
         Returns:
             the History; ``history.history`` holds one Python float per epoch for each of:
@@ -258,11 +282,19 @@ class Model(Layer):
         """
         self._require_compiled("fit")
         training.check_fit_arguments(epochs, initial_epoch, validation_freq)
+        comm = _communicator(distributed)
         dtype = self._float_dtype()
         if validation_data is None and validation_split:
             (x, y), validation_data = training.split_tail(x, y, validation_split)
+        if comm is not None:  # every rank draws the same orders: root's seed
+            seed = comm.broadcast_object(_seed_for_all(seed))
         train_loader = training.make_loader(x, y, batch_size, shuffle, seed, dtype, "fit",
                                             check_finite)
+        if comm is not None:
+            from chainrule.distributed import shard_loader
+
+            train_loader = shard_loader(train_loader, comm)
+            callbacks, verbose = _callbacks_of_rank(callbacks, verbose, comm)
         val_loader = None
         if validation_data is not None:
             val_loader = training.validation_loader(
@@ -280,12 +312,15 @@ class Model(Layer):
         state = self.fit_state = FitState(self, train_loader, history, check_finite,
                                           initial_epoch)
         state.check_batches = check_finite and not training.is_array_loader(x)
+        state.comm = comm
         modes = self._modes()
         epoch_logs: dict = {}
         try:
             with state.interruptible():
                 callback_list.on_train_begin()
                 state.apply_restore()
+                if comm is not None:
+                    self._join_job(state, comm)
                 for epoch in range(state.epoch, epochs):
                     epoch_logs = self._fit_epoch(state, epoch, callback_list, val_loader,
                                                  validation_freq, dtype)
@@ -301,6 +336,43 @@ class Model(Layer):
         self.history = history
         return history
 
+    def _join_job(self, state, comm) -> None:
+        """Data-parallel fit: build the model (from one sample), take rank 0's weights, and
+        average the gradients in the optimizer."""
+        from chainrule.distributed import DistributedOptimizer
+
+        if not self.built or not getattr(self.optimizer, "built", False):
+            state._ready_to_load()
+        comm.broadcast_parameters(self)
+        self.optimizer = DistributedOptimizer(self.optimizer, comm)
+
+    def _agree_to_stop(self, state) -> None:
+        """A data-parallel fit stops at the same step on every rank: when any rank's
+        callbacks set ``stop_training``, or Ctrl-C reached any rank (one tiny Allreduce)."""
+        flags = state.comm.allreduce_sum_(
+            np.array([float(self.stop_training), float(state.interrupted)]))
+        self.stop_training = bool(flags[0] > 0)
+        state.interrupted = bool(flags[1] > 0)
+
+    def _reduce_logs(self, comm) -> dict:
+        """The epoch's logs over all ranks: the metrics' running sums (every number or array
+        they hold) are summed across the ranks, then read."""
+        from chainrule.models.fit_state import _metric_sums, _set_metric_sums
+
+        sums = _metric_sums(self)
+        keys = [(name, key) for name in sums for key in sorted(sums[name])]
+        parts = [np.asarray(sums[name][key], dtype=np.float64).reshape(-1) for name, key in keys]
+        buffer = comm.allreduce_sum_(np.concatenate(parts) if parts else np.zeros(0))
+        offset = 0
+        for (name, key), part in zip(keys, parts):
+            value = buffer[offset:offset + part.size]
+            offset += part.size
+            old = sums[name][key]
+            sums[name][key] = (value.reshape(np.shape(old)).astype(old.dtype)
+                               if isinstance(old, np.ndarray) else type(old)(value[0]))
+        _set_metric_sums(self, sums)
+        return self._logs()
+
     def _fit_epoch(self, state, epoch, callback_list, val_loader, validation_freq, dtype):
         """One epoch of ``fit``: train, validate, log; returns the epoch logs (None when
         Ctrl-C stopped it in its middle: no validation, no ``on_epoch_end``)."""
@@ -310,10 +382,15 @@ class Model(Layer):
         epoch_logs = self._train_epoch(state, epoch, callback_list, dtype)
         if state.interrupted and state.step < state.steps_per_epoch:
             return None
+        comm = getattr(state, "comm", None)
+        if comm is not None:
+            epoch_logs = self._reduce_logs(comm)
         if val_loader is not None and (epoch + 1) % validation_freq == 0:
             val_logs = self._evaluate_loader(val_loader, dtype)
             epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-        epoch_logs["loss_ema"] = state.ema.value
+        epoch_logs["loss_ema"] = (state.ema.value if comm is None else  # the ranks' mean
+                                  float(comm.allreduce_sum_(np.array([state.ema.value]))[0]
+                                        / comm.size))
         epoch_logs["learning_rate"] = learning_rate
         callback_list.on_epoch_end(epoch, epoch_logs)
         state.end_epoch()
@@ -335,7 +412,8 @@ class Model(Layer):
             if batch_hooks:
                 callback_list.on_train_batch_begin(step)
             with self._threads():
-                loss_value = self._train_step(x, y, dtype, skip_nonfinite=check)
+                loss_value = self._train_step(x, y, dtype, skip_nonfinite=check,
+                                              comm=getattr(state, "comm", None))
             state.step = step + 1
             tracker.update_state(loss_value, sample_weight=len(y))
             ema.update(loss_value)
@@ -344,6 +422,8 @@ class Model(Layer):
             if check and not math.isfinite(loss_value):
                 state.stop_diverged(epoch, step, loss_value)
                 self.stop_training = True
+            if getattr(state, "comm", None) is not None:
+                self._agree_to_stop(state)
             if self.stop_training or (self._watch_convergence and self.optimizer.converged):
                 self.stop_training = True
                 break
@@ -352,10 +432,12 @@ class Model(Layer):
         return self._logs()
 
     def _train_step(self, x: np.ndarray, y: np.ndarray, dtype,
-                    skip_nonfinite: bool = False) -> float:
+                    skip_nonfinite: bool = False, comm=None) -> float:
         """forward, loss, backward, optimizer step, metrics: one batch. Returns the loss.
         With ``skip_nonfinite``, a NaN or infinite loss is returned at once: no backward, no
-        update, no metrics."""
+        update, no metrics. In a data-parallel fit (``comm``) all ranks skip together when
+        any rank's loss is not finite (NaN is returned), and the optimizer learns how many
+        samples this rank's gradient stands for."""
         x = training.cast_floats(x, dtype)
         y = training.cast_floats(y, dtype)
         y_pred = self(Tensor(x))
@@ -365,15 +447,31 @@ class Model(Layer):
         if self._regularized:
             loss = loss + self.regularization_loss()
         value = float(loss.item())
-        if skip_nonfinite and not math.isfinite(value):
-            return value
+        if skip_nonfinite:
+            bad = not math.isfinite(value)
+            if comm is not None and comm.any(bad):
+                return value if bad else math.nan
+            if bad:
+                return value
         optimizer = self.optimizer
+        if comm is not None:
+            optimizer.local_samples = len(y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if comm is not None:
+            self._average_buffers(comm)
         for metric in self.compiled_metrics:
             metric.update_state(y, y_pred.data)
         return value
+
+    def _average_buffers(self, comm) -> None:
+        """Data-parallel fit: the weights no gradient trains (batch norm's moving statistics,
+        updated from each rank's own batch) are averaged over the ranks after every step, so
+        every rank holds the same weights."""
+        buffers = [w.data for w in self.non_trainable_weights if w.data.dtype.kind == "f"]
+        if buffers:
+            comm.allreduce_mean(buffers)
 
     def prefers_own_threads(self) -> bool:
         """Whether a layer's work is done by chainrule's compiled kernels (3 × 3 convolutions by
@@ -644,12 +742,16 @@ class Model(Layer):
         save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath, overwrite: bool = True) -> None:
-        """Save every weight (``state_dict()``) to a ``.npz`` or ``.safetensors`` file."""
+        """Save every weight (``state_dict()``) to a ``.npz`` or ``.safetensors`` file (a
+        Keras name such as ``.weights.h5`` holds an npz: see :mod:`chainrule.models.saving`)."""
+        from chainrule.models import saving
+
         _check_overwrite(filepath, overwrite)
         metadata = {}
         if self.built and self._build_input_shape is not None:
             metadata["build_input_shape"] = list(self._build_input_shape)
-        io.save_weights(filepath, self.state_dict(), metadata=metadata)
+        state = self.state_dict()
+        saving.write_file(filepath, lambda path: io.save_weights(path, state, metadata=metadata))
 
     def load_weights(self, filepath, strict: bool = True):
         """Load weights saved by :meth:`save_weights` (or :meth:`save`) into this model.
@@ -657,7 +759,9 @@ class Model(Layer):
         An unbuilt model is first built for the input shape stored in the file. Strict by
         default: names and shapes must match exactly. Returns ``(missing, unexpected)`` keys.
         """
-        tree, metadata = io.load_tree(filepath, with_metadata=True)
+        from chainrule.models import saving
+
+        tree, metadata = saving.read_tree(filepath, with_metadata=True)
         if not isinstance(tree, dict) or not isinstance(tree.get("weights"), dict):
             raise io.FormatError(f"{os.fspath(filepath)}: holds no weights")
         shape = metadata.get("build_input_shape") or tree.get("build_input_shape")
@@ -667,6 +771,36 @@ class Model(Layer):
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def _communicator(distributed):
+    """The communicator of a data-parallel fit, or None for an ordinary one."""
+    if distributed is False or distributed is None:
+        return None
+    if distributed is True:
+        from chainrule import distributed as distributed_module
+
+        return distributed_module.init()
+    if not hasattr(distributed, "allreduce_sum_"):
+        raise TypeError(f"fit: distributed must be True, False or a "
+                        f"chainrule.distributed.Communicator, got {distributed!r}")
+    return distributed
+
+
+def _seed_for_all(seed):
+    """The loader's seed: the given one, or one drawn from chainrule's generator (on root its
+    draw is the one every rank uses)."""
+    from chainrule.random import get_generator
+
+    return int(seed) if seed is not None else int(get_generator().integers(2**31 - 1))
+
+
+def _callbacks_of_rank(callbacks, verbose, comm):
+    """Rank 0 keeps every callback and the progress bar; the other ranks drop the callbacks
+    that write files or print (``root_only = True``) and show no progress."""
+    if comm.is_root:
+        return callbacks, verbose
+    return [cb for cb in (callbacks or []) if not getattr(cb, "root_only", False)], 0
 
 
 def _restore_modes(modes) -> None:

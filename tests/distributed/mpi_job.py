@@ -57,9 +57,53 @@ class Fail(callbacks.Callback):
             raise RuntimeError("rank 1 fails on purpose")
 
 
+class Killed(Exception):
+    """Stands for a kill of the whole job."""
+
+
+class KillAt(callbacks.Callback):
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.seen = at, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.at:
+            raise Killed()
+
+
+def resume(out: str) -> None:
+    """Kill a backed-up fit on every rank after step 7, run it again: it must end with the
+    weights of an uninterrupted data-parallel fit."""
+    comm = distributed.init()
+    x, y = data()
+    whole = model("adam", True, seed=0)
+    whole.fit(x, y, batch_size=8, epochs=3, verbose=0, seed=3, distributed=True)
+    folder = os.path.join(os.path.dirname(out), "backup")
+    try:
+        model("adam", True, seed=0).fit(
+            x, y, batch_size=8, epochs=3, verbose=0, seed=3, distributed=True,
+            callbacks=[callbacks.BackupAndRestore(folder, save_freq=2), KillAt(7)])
+    except Killed:
+        pass
+    comm.barrier()
+    resumed = model("adam", True, seed=5)
+    backup = callbacks.BackupAndRestore(folder, save_freq=2)
+    resumed.fit(x, y, batch_size=8, epochs=3, verbose=0, seed=3, distributed=True,
+                callbacks=[backup])
+    same = all(np.array_equal(a, b) for a, b in zip(resumed.get_weights(), whole.get_weights()))
+    every_rank = comm.allgather(same)
+    if comm.is_root:
+        with open(out, "w") as file:
+            json.dump({"restored_from": backup.restored_from, "same": every_rank}, file)
+
+
 def main(kind: str, out: str) -> None:
     comm = distributed.init()
     x, y = data()
+    if kind == "resume":
+        resume(out)
+        return
     if kind == "mismatch":
         model("sgd", False, seed=0, width=16 if comm.rank == 0 else 12).fit(
             x, y, batch_size=8, epochs=1, verbose=0, distributed=True)

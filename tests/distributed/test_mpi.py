@@ -55,6 +55,13 @@ def test_two_ranks_hold_the_same_weights_and_match_one_process_at_twice_the_batc
                                    err_msg=key)
 
 
+def test_a_killed_data_parallel_fit_resumes_bit_for_bit(tmp_path):
+    result, out, _ = run_job("resume", tmp_path)
+    assert result.returncode == 0, result.stderr
+    got = json.loads(out.read_text())
+    assert got["restored_from"] == [1, 1] and got["same"] == [True, True]
+
+
 @pytest.mark.parametrize("kind", ["raise", "kill"])
 def test_a_failing_rank_ends_the_whole_job_quickly(tmp_path, kind):
     result, _, seconds = run_job(kind, tmp_path, timeout=60)

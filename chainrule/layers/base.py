@@ -407,7 +407,26 @@ class Layer(metaclass=_LayerType):
         return [(name, w) for name, _, _, w, trainable in self._weight_entries() if trainable]
 
     def parameters(self) -> list[Tensor]:
-        """The trainable weights, each once, in order of registration: what optimizers update."""
+        """The trainable weights, each once, in order of registration: what optimizers update.
+
+        Raises ValueError while this layer is unbuilt and a layer below it has not made its
+        weights yet (a lazily built ``Dense(64)`` before the first call): an optimizer made
+        from that list would silently never train those weights. ``trainable_weights`` (the
+        Keras name) still returns what exists.
+        """
+        if not self.built:
+            pending = [layer.name for layer in self.modules()
+                       if not layer.built and type(layer).build is not Layer.build
+                       and not layer._children]
+            if pending:
+                names = ", ".join(f"'{name}'" for name in pending)
+                raise ValueError(
+                    f"{type(self).__name__}.parameters(): layers {names} are not built yet, so "
+                    "their weights do not exist and an optimizer made now would never train "
+                    "them; build the model first (pass input_shape=/Input(...), call "
+                    "model.build(...) or call it once on a batch) or let compile()/fit() bind "
+                    "the optimizer"
+                )
         return [w for _, w in self.named_parameters()]
 
     @property

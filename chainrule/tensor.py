@@ -77,7 +77,16 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        """Number of elements (NumPy's ``size``)."""
+        """Number of elements (NumPy's ``size``), an int that PyTorch code may also call:
+        ``t.size()`` is the shape and ``t.size(1)`` one axis's length (PyTorch's ``size()``)."""
+        return _Size(self.data.size, self.data.shape)
+
+    def dim(self) -> int:
+        """The number of axes (PyTorch's name for ``ndim``)."""
+        return self.data.ndim
+
+    def numel(self) -> int:
+        """The number of elements (PyTorch's name for ``size``)."""
         return self.data.size
 
     @property
@@ -136,11 +145,18 @@ class Tensor:
         """
         return Tensor._from_op(self.data, None)
 
-    def to(self, device) -> Tensor:
-        """This tensor on ``device`` ("cpu" or "cuda"); differentiable across the move."""
-        if backend.device_of(self.data) == backend.normalize_device(device):
-            return self
-        return ops.to_device(self, device)
+    def to(self, device=None, dtype=None) -> Tensor:
+        """This tensor on ``device`` ("cpu" or "cuda") and/or as ``dtype``; differentiable
+        across the move. A dtype may come first, as PyTorch's ``t.to(np.float64)``."""
+        if device is not None and not isinstance(device, str):  # t.to(dtype)
+            device, dtype = None, device
+        out = self
+        if device is not None and backend.device_of(self.data) != backend.normalize_device(
+                device):
+            out = ops.to_device(out, device)
+        if dtype is not None and out.data.dtype != np.dtype(dtype):
+            out = ops.astype(out, dtype)
+        return out
 
     def cpu(self) -> Tensor:
         return self.to("cpu")
@@ -156,6 +172,26 @@ class Tensor:
 
     def double(self) -> Tensor:
         return ops.astype(self, np.float64)
+
+    def long(self) -> Tensor:
+        """As int64 (PyTorch's ``long``); not differentiable."""
+        return ops.astype(self, np.int64)
+
+    def int(self) -> Tensor:
+        """As int32 (PyTorch's ``int``); not differentiable."""
+        return ops.astype(self, np.int32)
+
+    def bool(self) -> Tensor:
+        return ops.astype(self, np.bool_)
+
+    def clone(self) -> Tensor:
+        """A copy with its own data, still in the graph (PyTorch's ``clone``)."""
+        return ops.astype(self, self.data.dtype) if self.requires_grad else Tensor(
+            self.data.copy())
+
+    def contiguous(self) -> Tensor:
+        """This tensor (PyTorch's ``contiguous``: reshapes here never need it)."""
+        return self
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and self.data.dtype.kind not in "fc":
@@ -338,6 +374,26 @@ class Tensor:
     def __ne__(self, other):
         return ops.compare(np.not_equal, self, other)
 
+    # PyTorch's names of the comparisons
+    def eq(self, other):
+        """Elementwise ``self == other`` as a boolean tensor (PyTorch's ``eq``)."""
+        return ops.compare(np.equal, self, other)
+
+    def ne(self, other):
+        return ops.compare(np.not_equal, self, other)
+
+    def lt(self, other):
+        return ops.compare(np.less, self, other)
+
+    def le(self, other):
+        return ops.compare(np.less_equal, self, other)
+
+    def gt(self, other):
+        return ops.compare(np.greater, self, other)
+
+    def ge(self, other):
+        return ops.compare(np.greater_equal, self, other)
+
     # -- methods mirroring chainrule.f(t, ...) --------------------------------------------------
 
     def exp(self):
@@ -374,10 +430,13 @@ class Tensor:
     def clip(self, min=None, max=None):  # noqa: A002 - NumPy's argument names
         return ops.clip(self, min, max)
 
-    def sum(self, axis=None, keepdims=False):
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Σ over ``axis`` (PyTorch's ``dim=``, ``keepdim=`` are accepted too)."""
+        axis, keepdims = _torch_axis(axis, keepdims, dim, keepdim)
         return ops.sum(self, axis, keepdims)
 
-    def mean(self, axis=None, keepdims=False):
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        axis, keepdims = _torch_axis(axis, keepdims, dim, keepdim)
         return ops.mean(self, axis, keepdims)
 
     def var(self, axis=None, keepdims=False, ddof=0):
@@ -389,10 +448,13 @@ class Tensor:
     def min(self, axis=None, keepdims=False):
         return ops.min(self, axis, keepdims)
 
-    def argmax(self, axis=None, keepdims=False):
+    def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Index of the largest value along ``axis`` (or PyTorch's ``dim=``, ``keepdim=``)."""
+        axis, keepdims = _torch_axis(axis, keepdims, dim, keepdim)
         return ops.argmax(self, axis, keepdims)
 
-    def argmin(self, axis=None, keepdims=False):
+    def argmin(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        axis, keepdims = _torch_axis(axis, keepdims, dim, keepdim)
         return ops.argmin(self, axis, keepdims)
 
     def logsumexp(self, axis=None, keepdims=False):
@@ -400,6 +462,25 @@ class Tensor:
 
     def reshape(self, *shape):
         return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def view(self, *shape):
+        """PyTorch's ``view``: the same elements in a new shape (a reshape here)."""
+        return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def view_as(self, other):
+        """This tensor in ``other``'s shape (PyTorch's ``view_as``)."""
+        return ops.reshape(self, tuple(other.shape))
+
+    def reshape_as(self, other):
+        return ops.reshape(self, tuple(other.shape))
+
+    def unsqueeze(self, dim):
+        """A new axis of length 1 at ``dim`` (PyTorch's name for ``expand_dims``)."""
+        return ops.expand_dims(self, dim)
+
+    def permute(self, *dims):
+        """The axes in the order ``dims`` (PyTorch's ``permute``)."""
+        return ops.transpose(self, dims[0] if len(dims) == 1 else dims)
 
     def transpose(self, *axes):
         return ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
@@ -419,6 +500,27 @@ class Tensor:
 
     def broadcast_to(self, shape):
         return ops.broadcast_to(self, shape)
+
+
+class _Size(int):
+    """``Tensor.size``: the number of elements, and, when called, the shape (PyTorch)."""
+
+    def __new__(cls, count, shape):
+        value = super().__new__(cls, count)
+        value.shape = shape
+        return value
+
+    def __call__(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+
+def _torch_axis(axis, keepdims, dim, keepdim):
+    """NumPy's ``axis``/``keepdims`` from PyTorch's ``dim``/``keepdim`` where given."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError("give axis= or dim=, not both")
+        axis = dim
+    return axis, keepdims if keepdim is None else keepdim
 
 
 def _assign(array, value) -> None:

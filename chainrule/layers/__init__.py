@@ -20,16 +20,20 @@ from chainrule.layers.base import (
     serialize,
     unique_name,
 )
-from chainrule.layers.conv import Conv2D
+from chainrule.layers.conv import Conv1D, Conv2D
 from chainrule.layers.core import Dense, Flatten, Maxout, Reshape
 from chainrule.layers.dropout import Dropout
 from chainrule.layers.embedding import Embedding
-from chainrule.layers.merge import Add, Residual
+from chainrule.layers.merge import Add, Concatenate, Residual
 from chainrule.layers.normalization import BatchNormalization, Scale, Shift
 from chainrule.layers.pooling import (
+    AveragePooling1D,
     AveragePooling2D,
+    GlobalAveragePooling1D,
     GlobalAveragePooling2D,
+    GlobalMaxPooling1D,
     GlobalMaxPooling2D,
+    MaxPooling1D,
     MaxPooling2D,
 )
 from chainrule.layers.recurrent import GRU, LSTM, Bidirectional, SimpleRNN, TimeDistributed
@@ -40,7 +44,9 @@ __all__ = [
     "Dropout", "Embedding", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
     "InputSpec", "Layer", "LeakyReLU", "LoadResult", "Maxout", "MaxPooling2D", "PReLU", "ReLU",
     "Reshape", "Residual", "Scale", "Shift", "Softmax", "deserialize", "reset_names",
+    "Concatenate",
     "serialize", "unique_name",
+    "AveragePooling1D", "Conv1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "MaxPooling1D",
 ]
 
 

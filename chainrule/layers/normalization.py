@@ -8,8 +8,8 @@ its statistics, and are compared with it on MLPs and all-convolutional networks.
 
 from __future__ import annotations
 
+from chainrule import config, initializers, regularizers
 from chainrule import functional as F
-from chainrule import initializers, regularizers
 from chainrule.layers import _checks as check
 from chainrule.layers.base import InputSpec, _SameShapeLayer
 from chainrule.layers.core import _serialize_or_none
@@ -18,7 +18,10 @@ from chainrule.layers.core import _serialize_or_none
 class BatchNormalization(_SameShapeLayer):
     """Batch normalization (Ioffe & Szegedy, 2015), Keras's arguments and update rule.
 
-    Per channel c (``axis``, default 1: the features of (N, C) input, the channels of NCHW):
+    Per channel c (``axis``: by default the channel axis of the image layout,
+    :func:`chainrule.config.image_data_format`, read when the layer is made: 1 for
+    "channels_first", chainrule's default (the features of (N, C) input, the channels of NCHW),
+    -1 for "channels_last", Keras's default ``axis=-1``; both are the features of (N, F) input):
 
     * training mode: x̂ = (x − μ_B) / √(σ²_B + ε) with the mean μ_B and the (biased) variance
       σ²_B over the batch (and spatial) axes, and the moving statistics are updated in place,
@@ -31,7 +34,7 @@ class BatchNormalization(_SameShapeLayer):
     PyTorch's ``momentum`` is 1 − Keras's, and its running variance is the unbiased one.
 
     Args:
-        axis: the channel axis.
+        axis: the channel axis, or None for the one of the image layout (see above).
         momentum: the weight of the old value in the moving averages.
         epsilon: added to the variance before the square root.
         center, scale: whether to learn β and γ.
@@ -40,7 +43,7 @@ class BatchNormalization(_SameShapeLayer):
         beta_regularizer, gamma_regularizer: regularizers of β and γ, or None.
     """
 
-    def __init__(self, axis: int = 1, momentum: float = 0.99, epsilon: float = 1e-3,
+    def __init__(self, axis: int | None = None, momentum: float = 0.99, epsilon: float = 1e-3,
                  center: bool = True, scale: bool = True, beta_initializer="zeros",
                  gamma_initializer="ones", moving_mean_initializer="zeros",
                  moving_variance_initializer="ones", beta_regularizer=None,
@@ -51,6 +54,8 @@ class BatchNormalization(_SameShapeLayer):
                 and 0.0 <= momentum <= 1.0 and epsilon > 0):
             raise ValueError(f"{what}: need 0 <= momentum <= 1 and epsilon > 0, "
                              f"got momentum={momentum!r}, epsilon={epsilon!r}")
+        if axis is None:
+            axis = 1 if config.image_data_format() == "channels_first" else -1
         self.axis = check.integer(what, "axis", axis)
         self.momentum, self.epsilon = float(momentum), float(epsilon)
         self.center = check.flag(what, "center", center)

@@ -216,6 +216,9 @@ class Layer(metaclass=_LayerType):
         ``training=True/False`` runs this one call in that mode (Keras's argument).
         """
         if len(inputs) != 1 or not isinstance(inputs[0], Tensor):
+            symbolic = _first_symbolic(inputs)
+            if symbolic is not None:  # the functional API: record the call, compute no data
+                return type(symbolic).call_layer(self, inputs, training, kwargs)
             inputs = tuple(_as_input(x) for x in inputs)
         first = inputs[0] if inputs else None
         if isinstance(first, Tensor) and first.data.shape != self._checked_shape:
@@ -637,6 +640,17 @@ def _as_input(x):
     if isinstance(x, (list, tuple)) and any(isinstance(v, Tensor) for v in x):
         return [v if isinstance(v, Tensor) else tensor(v) for v in x]
     return tensor(x)
+
+
+def _first_symbolic(inputs):
+    """The first symbolic tensor (``chainrule.Input(...)`` and what layers make of it) among
+    ``inputs`` and the items of their lists, tuples and dicts; None when there is none."""
+    for x in inputs:
+        items = x.values() if isinstance(x, dict) else x if isinstance(x, (list, tuple)) else (x,)
+        for item in items:
+            if getattr(type(item), "is_symbolic", False) is True:
+                return item
+    return None
 
 
 def _shape_of(x):

@@ -1,7 +1,9 @@
 """Models: Keras's high-level API on chainrule's layers.
 
 * :class:`Sequential`: a stack of layers (``add``, ``pop``, ``layers``, indexing);
-* :class:`Model`: subclass it to write any model (layers in ``__init__``, ``forward``/``call``);
+* :class:`Model`: subclass it to write any model (layers in ``__init__``, ``forward``/``call``),
+  or ``Model(inputs, outputs)`` with ``inputs = Input(shape=...)``: Keras's functional API
+  (:class:`Functional`, docs/compat-keras.md);
 * both have ``compile``, ``fit``, ``evaluate``, ``predict``, ``train_on_batch``,
   ``test_on_batch``, ``predict_on_batch``, ``summary``, ``save``, ``save_weights`` and
   ``load_weights``; :func:`load_model` reads a saved model back;
@@ -27,9 +29,10 @@ See docs/models.md.
 
 from chainrule.models.averaging import AveragedModel, update_bn
 from chainrule.models.ensemble import Ensemble
+from chainrule.models.functional import Functional, KerasTensor, SymbolicTensor
 from chainrule.models.model import Model
 from chainrule.models.saving import load_model, save_model
 from chainrule.models.sequential import Input, InputLayer, Sequential
 
-__all__ = ["AveragedModel", "Ensemble", "Input", "InputLayer", "Model", "Sequential", "load_model",
-           "save_model", "update_bn"]
+__all__ = ["AveragedModel", "Ensemble", "Functional", "Input", "InputLayer", "KerasTensor",
+           "Model", "Sequential", "SymbolicTensor", "load_model", "save_model", "update_bn"]

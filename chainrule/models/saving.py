@@ -26,6 +26,15 @@ changed to say ``units: 10**12`` is refused at once, instead of allocating terab
 failing later. (Layers of your own declare sizes under other names; for them the strict weight
 check after the build is what remains.)
 
+A functional model (``Model(inputs, outputs)``) stores its graph in its config: the layer
+configs and, for every call, the layer's name and which outputs of which earlier calls it
+reads (:meth:`~chainrule.models.functional.Functional.get_config`); loading replays the calls.
+
+Keras's file names ``.keras``, ``.h5`` and ``.hdf5`` are accepted by ``save``, ``load_model``,
+``save_weights``, ``load_weights`` and ``ModelCheckpoint``: the file is chainrule's own format
+(an npz) under that name, which Keras cannot read, so the first such save of a process warns
+(:data:`KERAS_SUFFIXES`; docs/compat-keras.md says why).
+
 A subclassed :class:`~chainrule.models.Model` is rebuilt with ``cls.from_config(config)``: give
 it a ``get_config`` that returns its constructor arguments, and pass the class in
 ``custom_objects`` unless it was defined in the loading program (classes are found by name).
@@ -35,6 +44,9 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
+import uuid
 import warnings
 
 import numpy as np
@@ -42,6 +54,68 @@ import numpy as np
 from chainrule import io, losses, optimizers
 from chainrule import metrics as metrics_module
 from chainrule.layers.base import deserialize, serialize
+
+# -- Keras's file names ----------------------------------------------------------------------------
+
+#: Keras's file name suffixes, accepted and written in chainrule's own format (an npz).
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+_warned_suffixes: set = set()
+
+
+def is_keras_name(path) -> bool:
+    """Whether ``path`` ends in one of Keras's suffixes (:data:`KERAS_SUFFIXES`)."""
+    return os.path.splitext(os.fspath(path))[1].lower() in KERAS_SUFFIXES
+
+
+def _warn_keras_name(path: str) -> None:
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in _warned_suffixes:
+        return
+    _warned_suffixes.add(suffix)
+    warnings.warn(f"{path} is written in chainrule's own format (an npz), not Keras's; Keras "
+                  "cannot read it; use .npz to avoid this warning", UserWarning, stacklevel=4)
+
+
+def write_file(path, write) -> None:
+    """``write(path)`` (``io.save_tree`` or ``io.save_weights``), also for a Keras file name:
+    then the npz is written beside it and renamed to ``path`` (atomically), with the warning
+    once per suffix and process."""
+    path = os.fspath(path)
+    if not is_keras_name(path):
+        write(path)
+        return
+    _warn_keras_name(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(folder, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.npz")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def read_tree(path, with_metadata: bool = False):
+    """:func:`chainrule.io.load_tree`, also for a Keras file name written by chainrule."""
+    path = os.fspath(path)
+    if not is_keras_name(path):
+        return io.load_tree(path, with_metadata=with_metadata)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file: {path!r}")
+    with tempfile.TemporaryDirectory() as folder:
+        alias = os.path.join(folder, "model.npz")
+        try:
+            os.symlink(os.path.abspath(path), alias)
+        except OSError:
+            shutil.copyfile(path, alias)
+        try:
+            return io.load_tree(alias, with_metadata=with_metadata)
+        except io.FormatError as error:
+            raise io.FormatError(
+                str(error).replace(alias, path) + " (chainrule reads only the files it wrote "
+                "itself under a Keras name; a file written by Keras cannot be read)") from error
 
 
 def _compile_config(model) -> dict | None:
@@ -107,15 +181,17 @@ def _json_shape(shape):
 
 def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool = True) -> None:
     """Write ``model`` (architecture, weights, compile settings, optimizer state) to
-    ``filepath`` (``.npz`` or ``.safetensors``), atomically. Folders are created."""
+    ``filepath`` (``.npz`` or ``.safetensors``; ``.keras`` / ``.h5`` hold an npz), atomically.
+    Folders are created."""
     filepath = os.fspath(filepath)
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"{filepath} exists; pass overwrite=True to replace it")
     folder = os.path.dirname(filepath)
     if folder:
         os.makedirs(folder, exist_ok=True)
-    io.save_tree(filepath, model_tree(model, include_optimizer),
-                 metadata={"kind": "model", "class_name": type(model).__name__})
+    tree = model_tree(model, include_optimizer)
+    write_file(filepath, lambda path: io.save_tree(
+        path, tree, metadata={"kind": "model", "class_name": type(model).__name__}))
 
 
 def load_model(filepath, custom_objects: dict | None = None, compile: bool = True,  # noqa: A002
@@ -123,7 +199,8 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
     """Load a model written by ``model.save`` / :func:`save_model`.
 
     Args:
-        filepath: the ``.npz`` or ``.safetensors`` file.
+        filepath: the ``.npz`` or ``.safetensors`` file (or a ``.keras`` / ``.h5`` file that
+            chainrule wrote).
         custom_objects: ``{"ClassName": cls}`` for layers and models of your own.
         compile: compile the model again and restore the optimizer state (default True).
         allow_nonfinite: load weights holding NaN or infinity (refused by default: see
@@ -137,7 +214,7 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
         FileNotFoundError, chainrule.io.FormatError: no such file, not a model file, damaged,
             or an architecture whose sizes the stored weights cannot match.
     """
-    tree, metadata = io.load_tree(filepath, with_metadata=True)
+    tree, metadata = read_tree(filepath, with_metadata=True)
     if metadata.get("kind") != "model" or not isinstance(tree, dict) or "model" not in tree:
         raise io.FormatError(f"{os.fspath(filepath)}: not a saved model (a weights file? use "
                              "model.load_weights)")
@@ -248,4 +325,5 @@ def _is_count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-__all__ = ["check_declared_sizes", "load_model", "model_tree", "save_model"]
+__all__ = ["KERAS_SUFFIXES", "check_declared_sizes", "is_keras_name", "load_model",
+           "model_tree", "read_tree", "save_model", "write_file"]

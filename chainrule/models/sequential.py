@@ -14,15 +14,17 @@ from __future__ import annotations
 import numpy as np
 
 from chainrule.layers.base import Layer, deserialize, serialize
+from chainrule.models.functional import Input, SymbolicTensor
 from chainrule.models.model import Model
 
 
 class InputLayer(Layer):
-    """The declared input of a Sequential model: ``Sequential([Input(shape=(784,)), ...])``.
+    """The layer behind :func:`Input`: ``Sequential([Input(shape=(784,)), ...])`` or the start
+    of a functional model.
 
     It holds only the input shape (without the batch axis); adding it to a Sequential fixes
-    the shapes of every layer, so ``summary()`` works at once. It is not one of
-    ``model.layers`` (as in Keras).
+    the shapes of every layer, so ``summary()`` works at once. It is not one of a
+    Sequential's ``model.layers``, but is one of a functional model's (as in Keras).
 
     Args:
         shape: the shape of one sample, e.g. ``(784,)`` or ``(1, 28, 28)``.
@@ -37,6 +39,12 @@ class InputLayer(Layer):
         self.shape = tuple(None if n is None else int(n) for n in
                            ((shape,) if isinstance(shape, int) else shape))
         self.batch_size = batch_size
+        self.built = True
+        self._build_input_shape = (batch_size, *self.shape)
+
+    @property
+    def output_shape(self):
+        return (self.batch_size, *self.shape)
 
     def forward(self, x):
         return x
@@ -47,11 +55,6 @@ class InputLayer(Layer):
     def get_config(self) -> dict:
         return {"shape": list(self.shape), "batch_size": self.batch_size,
                 "dtype": None if self.dtype is None else self.dtype.name, "name": self.name}
-
-
-def Input(shape=None, batch_size=None, dtype=None, name=None) -> InputLayer:  # noqa: N802
-    """Keras's ``Input(shape=...)``, for the first entry of a :class:`Sequential`."""
-    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name)
 
 
 class Sequential(Model):
@@ -93,6 +96,10 @@ class Sequential(Model):
     def add(self, layer) -> None:
         """Append ``layer``. If the input shape is known (an :func:`Input` came first, the first
         layer has ``input_shape=``, or the model was built), the new layer is built at once."""
+        if isinstance(layer, SymbolicTensor):  # Input(shape=...): its InputLayer
+            if not isinstance(layer.node.layer, InputLayer):
+                raise TypeError(f"Sequential.add: {layer!r} is a layer's output, not an Input")
+            layer = layer.node.layer
         if isinstance(layer, InputLayer):
             if self._layer_list:
                 raise ValueError(f"Sequential '{self.name}': an Input can only come first")

@@ -129,7 +129,7 @@ def test_saving_rules(tmp_path):
     with pytest.raises(FileExistsError):
         model.save_weights(tmp_path / "m.npz", overwrite=False)
     with pytest.raises(ValueError, match=r"\.npz or \.safetensors"):
-        model.save(tmp_path / "m.keras")
+        model.save(tmp_path / "m.txt")
     model.save(tmp_path / "deep" / "er" / "m.npz")  # folders are created
     assert (tmp_path / "deep" / "er" / "m.npz").exists()
 

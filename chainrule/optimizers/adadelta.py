@@ -25,15 +25,16 @@ class Adadelta(Optimizer):
 
     Args:
         params: the parameters (or groups); omit to bind them later with :meth:`build`.
-        learning_rate: ``α`` (default 1.0), a number or a schedule; ``lr=`` is a synonym.
-        rho: ``ρ``, the decay of both running averages (default 0.9).
-        epsilon: ``ε`` (default 1e-6).
+        learning_rate: ``α`` (default 0.001, Keras's), a number or a schedule; ``lr=`` is a
+            synonym.
+        rho: ``ρ``, the decay of both running averages (default 0.95, Keras's).
+        epsilon: ``ε`` (default 1e-7, Keras's).
         weight_decay: ``λ``, L2 regularisation added to the gradient (default 0).
         clipnorm, clipvalue, global_clipnorm: gradient clipping (see :class:`Optimizer`).
 
     >>> import chainrule as cr
     >>> w = cr.tensor([1.0], requires_grad=True)
-    >>> opt = Adadelta([w])
+    >>> opt = Adadelta([w], learning_rate=1.0, rho=0.9, epsilon=1e-6)
     >>> (w * w).sum().backward()
     >>> opt.step()                            # the first steps are tiny: E[Δ²] starts at 0
     >>> round(1.0 - w.item(), 5)
@@ -42,7 +43,7 @@ class Adadelta(Optimizer):
 
     state_keys = required_state_keys = ("step", "square_avg", "acc_delta")
 
-    def __init__(self, params=None, learning_rate=1.0, rho=0.9, epsilon=1e-6, weight_decay=0,
+    def __init__(self, params=None, learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=0,
                  *, lr=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
         defaults = dict(learning_rate=learning_rate, rho=rho, epsilon=epsilon,
                         weight_decay=weight_decay)

@@ -23,9 +23,10 @@ class Adagrad(Optimizer):
 
     Args:
         params: the parameters (or groups); omit to bind them later with :meth:`build`.
-        learning_rate: ``α`` (default 0.01), a number or a schedule; ``lr=`` is a synonym.
-        epsilon: ``ε``, added to the denominator (default 1e-10).
-        initial_accumulator_value: the starting value of ``G`` (default 0).
+        learning_rate: ``α`` (default 0.001, Keras's), a number or a schedule; ``lr=`` is a
+            synonym.
+        epsilon: ``ε``, added to the denominator (default 1e-7, Keras's).
+        initial_accumulator_value: the starting value of ``G`` (default 0.1, Keras's).
         lr_decay: ``η`` (default 0).
         weight_decay: ``λ``, L2 regularisation added to the gradient (default 0).
         clipnorm, clipvalue, global_clipnorm: gradient clipping (see :class:`Optimizer`).
@@ -41,8 +42,8 @@ class Adagrad(Optimizer):
 
     state_keys = required_state_keys = ("step", "sum")
 
-    def __init__(self, params=None, learning_rate=0.01, epsilon=1e-10,
-                 initial_accumulator_value=0.0, lr_decay=0, weight_decay=0, *, lr=None,
+    def __init__(self, params=None, learning_rate=0.001, epsilon=1e-7,
+                 initial_accumulator_value=0.1, lr_decay=0, weight_decay=0, *, lr=None,
                  clipnorm=None, clipvalue=None, global_clipnorm=None):
         defaults = dict(learning_rate=learning_rate, epsilon=epsilon,
                         initial_accumulator_value=initial_accumulator_value, lr_decay=lr_decay,

@@ -35,7 +35,7 @@ class Adam(Optimizer):
         learning_rate: ``α`` (default 1e-3), a number or a schedule; ``lr=`` is a synonym.
         beta_1: ``β₁`` (default 0.9).
         beta_2: ``β₂`` (default 0.999).
-        epsilon: ``ε`` (default 1e-8).
+        epsilon: ``ε`` (default 1e-7, Keras's).
         weight_decay: ``λ`` (default 0).
         amsgrad: use the running maximum of ``v`` (Reddi et al., 2018).
         clipnorm, clipvalue, global_clipnorm: gradient clipping (see :class:`Optimizer`).
@@ -54,7 +54,7 @@ class Adam(Optimizer):
     state_keys = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     required_state_keys = ("step", "exp_avg", "exp_avg_sq")
 
-    def __init__(self, params=None, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+    def __init__(self, params=None, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  weight_decay=0.0, amsgrad=False, *, lr=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None):
         defaults = dict(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
@@ -113,13 +113,13 @@ class AdamW(Adam):
     The weights shrink directly, ``W ← W·(1 − α·λ)``, before the Adam step on the plain
     gradient, instead of ``λ·W`` being added to the gradient (where Adam's scaling would
     weaken it for weights with large gradients). Same arguments as :class:`Adam`, with
-    ``weight_decay=0.01`` by default.
+    ``weight_decay=0.004`` by default (Keras's; PyTorch's is 0.01: :mod:`chainrule.optim`).
     """
 
     decoupled_weight_decay = True
 
-    def __init__(self, params=None, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 weight_decay=0.01, amsgrad=False, *, lr=None, clipnorm=None, clipvalue=None,
+    def __init__(self, params=None, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 weight_decay=0.004, amsgrad=False, *, lr=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None):
         super().__init__(params, learning_rate, beta_1, beta_2, epsilon, weight_decay, amsgrad,
                          lr=lr, clipnorm=clipnorm, clipvalue=clipvalue,

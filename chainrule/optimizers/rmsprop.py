@@ -26,9 +26,10 @@ class RMSprop(Optimizer):
 
     Args:
         params: the parameters (or groups); omit to bind them later with :meth:`build`.
-        learning_rate: ``α`` (default 0.01), a number or a schedule; ``lr=`` is a synonym.
-        rho: ``ρ``, the decay of the running averages (default 0.99).
-        epsilon: ``ε`` (default 1e-8).
+        learning_rate: ``α`` (default 0.001, Keras's), a number or a schedule; ``lr=`` is a
+            synonym.
+        rho: ``ρ``, the decay of the running averages (default 0.9, Keras's).
+        epsilon: ``ε`` (default 1e-7, Keras's).
         momentum: ``μ`` (default 0).
         centered: normalise by the running variance ``v − m²`` instead of ``v``.
         weight_decay: ``λ``, L2 regularisation added to the gradient (default 0).
@@ -46,7 +47,7 @@ class RMSprop(Optimizer):
     state_keys = ("step", "square_avg", "grad_avg", "momentum_buffer")
     required_state_keys = ("step", "square_avg")
 
-    def __init__(self, params=None, learning_rate=0.01, rho=0.99, epsilon=1e-8, momentum=0.0,
+    def __init__(self, params=None, learning_rate=0.001, rho=0.9, epsilon=1e-7, momentum=0.0,
                  centered=False, weight_decay=0, *, lr=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None):
         defaults = dict(learning_rate=learning_rate, rho=rho, epsilon=epsilon,

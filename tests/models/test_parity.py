@@ -24,7 +24,7 @@ CASES = [
      lambda params: torch.optim.SGD(params, lr=0.1)),
     ("sparse", lambda: optimizers.SGD(learning_rate=0.05, momentum=0.9),
      lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9)),
-    ("sparse", lambda: optimizers.Adam(learning_rate=0.01),
+    ("sparse", lambda: optimizers.Adam(learning_rate=0.01, epsilon=1e-8),
      lambda params: torch.optim.Adam(params, lr=0.01, eps=1e-8)),
 ]
 

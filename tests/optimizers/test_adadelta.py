@@ -11,6 +11,9 @@ from tests.torch_helpers import require_torch
 
 torch = require_torch()
 
+#: chainrule's former defaults (PyTorch's), passed explicitly: its defaults are Keras's now.
+TORCH_DEFAULTS = {"learning_rate": 1.0, "rho": 0.9, "epsilon": 1e-6}
+
 CASES = {
     "defaults": ({}, {}),
     "rho_epsilon": ({"rho": 0.5, "epsilon": 1e-4}, {"rho": 0.5, "eps": 1e-4}),
@@ -22,12 +25,14 @@ CASES = {
 @pytest.mark.parametrize("case", CASES)
 def test_trajectory_matches_torch(case):
     ours, theirs = CASES[case]
-    run_parity(torch, lambda p: Adadelta(p, **ours), torch_optimizer(torch, "Adadelta", **theirs))
+    run_parity(torch, lambda p: Adadelta(p, **{**TORCH_DEFAULTS, **ours}),
+               torch_optimizer(torch, "Adadelta", **theirs))
 
 
 def test_param_groups_with_their_own_hyper_parameters_match_torch():
     def ours(p):
-        return Adadelta([{"params": p[:2], "rho": 0.7}, {"params": p[2:], "lr": 3.0}])
+        return Adadelta([{"params": p[:2], "rho": 0.7}, {"params": p[2:], "lr": 3.0}],
+                        **TORCH_DEFAULTS)
 
     def theirs(p):
         return torch.optim.Adadelta([{"params": p[:2], "rho": 0.7}, {"params": p[2:], "lr": 3.0}])

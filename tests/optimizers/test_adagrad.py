@@ -12,6 +12,9 @@ from tests.torch_helpers import require_torch
 
 torch = require_torch()
 
+#: chainrule's former defaults (PyTorch's), passed explicitly: its defaults are Keras's now.
+TORCH_DEFAULTS = {"learning_rate": 0.01, "epsilon": 1e-10, "initial_accumulator_value": 0.0}
+
 CASES = {
     "defaults": ({}, {}),
     "learning_rate": ({"learning_rate": 0.1}, {"lr": 0.1}),
@@ -28,13 +31,15 @@ CASES = {
 @pytest.mark.parametrize("case", CASES)
 def test_trajectory_matches_torch(case):
     ours, theirs = CASES[case]
-    run_parity(torch, lambda p: Adagrad(p, **ours), torch_optimizer(torch, "Adagrad", **theirs))
+    run_parity(torch, lambda p: Adagrad(p, **{**TORCH_DEFAULTS, **ours}),
+               torch_optimizer(torch, "Adagrad", **theirs))
 
 
 def test_param_groups_with_their_own_hyper_parameters_match_torch():
     def ours(p):
         return Adagrad([{"params": p[:2], "lr_decay": 0.1},
-                        {"params": p[2:], "lr": 0.05}], learning_rate=0.2)
+                        {"params": p[2:], "lr": 0.05}],
+                       **{**TORCH_DEFAULTS, "learning_rate": 0.2})
 
     def theirs(p):
         return torch.optim.Adagrad([{"params": p[:2], "lr_decay": 0.1},

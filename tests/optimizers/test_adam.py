@@ -12,6 +12,9 @@ from tests.torch_helpers import require_torch
 
 torch = require_torch()
 
+#: chainrule's former defaults (PyTorch's), passed explicitly: its defaults are Keras's now.
+TORCH_DEFAULTS = {Adam: {"epsilon": 1e-8}, AdamW: {"epsilon": 1e-8, "weight_decay": 0.01}}
+
 CASES = {
     "adam": (Adam, {"learning_rate": 0.01}, "Adam", {"lr": 0.01}),
     "adam_defaults": (Adam, {}, "Adam", {}),
@@ -34,13 +37,14 @@ CASES = {
 @pytest.mark.parametrize("case", CASES)
 def test_trajectory_matches_torch(case):
     cls, ours, name, theirs = CASES[case]
-    run_parity(torch, lambda p: cls(p, **ours), torch_optimizer(torch, name, **theirs))
+    run_parity(torch, lambda p: cls(p, **{**TORCH_DEFAULTS[cls], **ours}),
+               torch_optimizer(torch, name, **theirs))
 
 
 def test_param_groups_with_their_own_hyper_parameters_match_torch():
     def ours(p):
         return Adam([{"params": p[:2], "lr": 0.03, "betas": (0.5, 0.9)},
-                     {"params": p[2:], "amsgrad": True}], learning_rate=0.01)
+                     {"params": p[2:], "amsgrad": True}], learning_rate=0.01, epsilon=1e-8)
 
     def theirs(p):
         return torch.optim.Adam([{"params": p[:2], "lr": 0.03, "betas": (0.5, 0.9)},
@@ -54,15 +58,16 @@ def test_each_parameter_counts_its_own_steps_like_torch():
         if step % 4 == 0:  # W2 misses some steps, so its bias correction lags
             ours[2].grad = theirs[2].grad = None
 
-    _, optimizer = run_parity(torch, lambda p: AdamW(p, learning_rate=0.01),
+    _, optimizer = run_parity(torch, lambda p: AdamW(p, learning_rate=0.01,
+                                                               **TORCH_DEFAULTS[AdamW]),
                               torch_optimizer(torch, "AdamW", lr=0.01), before_step=drop_some)
     steps = [optimizer.state[p]["step"] for p in optimizer.params]
     assert steps == [50, 50, 37, 50]
 
 
-def test_adamw_defaults_to_decoupled_weight_decay_of_one_hundredth():
+def test_adamw_decoupled_weight_decay_of_one_hundredth():
     w = cr.tensor([1.0, -1.0], dtype=np.float64, requires_grad=True)
-    opt = AdamW([w], learning_rate=0.1)
+    opt = AdamW([w], learning_rate=0.1, weight_decay=0.01)
     assert opt.param_groups[0]["weight_decay"] == 0.01
     w.grad = cr.zeros(2, dtype=np.float64)
     opt.step()  # zero gradient: only the decay moves W, by the factor 1 − αλ

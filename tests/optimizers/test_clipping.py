@@ -104,12 +104,13 @@ def test_trajectory_with_clip_grad_value_matches_torch():
         clip_grad_value(ours, 0.05)
         torch.nn.utils.clip_grad_value_(theirs, 0.05)
 
-    run_parity(torch, lambda p: Adam(p, learning_rate=0.01),
+    run_parity(torch, lambda p: Adam(p, learning_rate=0.01, epsilon=1e-8),
                torch_optimizer(torch, "Adam", lr=0.01), before_step=clip)
 
 
 def test_clipvalue_option_matches_torch_clip_grad_value():
-    run_parity(torch, lambda p: RMSprop(p, clipvalue=0.05),
+    run_parity(torch, lambda p: RMSprop(p, learning_rate=0.01, rho=0.99, epsilon=1e-8,
+                                        clipvalue=0.05),
                torch_optimizer(torch, "RMSprop"),
                before_step=lambda step, ours, theirs: torch.nn.utils.clip_grad_value_(theirs,
                                                                                        0.05))
@@ -136,7 +137,7 @@ def test_clipnorm_option_clips_each_gradient_on_its_own():
 
 
 def test_global_clipnorm_option_clips_all_gradients_together():
-    run_parity(torch, lambda p: Adam(p, learning_rate=0.01, global_clipnorm=0.2),
+    run_parity(torch, lambda p: Adam(p, learning_rate=0.01, epsilon=1e-8, global_clipnorm=0.2),
                torch_optimizer(torch, "Adam", lr=0.01),
                before_step=lambda step, ours, theirs: _torch_clip_global(theirs, 0.2))
 

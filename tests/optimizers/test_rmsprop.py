@@ -11,6 +11,9 @@ from tests.torch_helpers import require_torch
 
 torch = require_torch()
 
+#: chainrule's former defaults (PyTorch's), passed explicitly: its defaults are Keras's now.
+TORCH_DEFAULTS = {"learning_rate": 0.01, "rho": 0.99, "epsilon": 1e-8}
+
 CASES = {
     "defaults": ({}, {}),
     "rho_epsilon": ({"learning_rate": 0.005, "rho": 0.9, "epsilon": 1e-5},
@@ -28,12 +31,14 @@ CASES = {
 @pytest.mark.parametrize("case", CASES)
 def test_trajectory_matches_torch(case):
     ours, theirs = CASES[case]
-    run_parity(torch, lambda p: RMSprop(p, **ours), torch_optimizer(torch, "RMSprop", **theirs))
+    run_parity(torch, lambda p: RMSprop(p, **{**TORCH_DEFAULTS, **ours}),
+               torch_optimizer(torch, "RMSprop", **theirs))
 
 
 def test_param_groups_with_their_own_hyper_parameters_match_torch():
     def ours(p):
-        return RMSprop([{"params": p[:2], "centered": True}, {"params": p[2:], "lr": 0.001}])
+        return RMSprop([{"params": p[:2], "centered": True}, {"params": p[2:], "lr": 0.001}],
+                       **TORCH_DEFAULTS)
 
     def theirs(p):
         return torch.optim.RMSprop([{"params": p[:2], "centered": True},

@@ -98,7 +98,7 @@ def test_trajectory_matches_torch_lr_scheduler(case, algorithm):
             return opt, make_scheduler(opt)
     else:
         def ours(p):
-            return AdamW(p, learning_rate=schedule, weight_decay=0.1)
+            return AdamW(p, learning_rate=schedule, weight_decay=0.1, epsilon=1e-8)
 
         def theirs(p):
             opt = torch.optim.AdamW(p, lr=schedule(0), weight_decay=0.1)

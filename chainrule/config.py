@@ -4,11 +4,13 @@ The image layers (Conv1D, Conv2D, the pooling layers) take ``data_format="channe
 (N, C, H, W) / (N, C, L), or ``"channels_last"`` (N, H, W, C) / (N, L, C). A layer given
 ``data_format=None`` (the default) uses the global setting, read when the layer is made.
 
-chainrule's default is ``"channels_first"``: every model, dataset and example in chainrule is
-NCHW (PyTorch's layout). Keras's default is ``"channels_last"``, so Keras code should start with
-``chainrule.config.set_image_data_format("channels_last")`` or pass ``data_format`` to its
-layers. Until the setting is chosen (by this function or per layer), an input whose shape looks
-channels-last is an error rather than a silent misreading (see docs/compat-layers.md).
+chainrule's default for images is ``"channels_first"``: every image model, dataset and example
+in chainrule is NCHW (PyTorch's layout). Keras's default is ``"channels_last"``, so Keras code
+should start with ``chainrule.config.set_image_data_format("channels_last")`` or pass
+``data_format`` to its layers. Until the setting is chosen (by this function or per layer), an
+image whose shape looks channels-last is an error rather than a silent misreading, and the 1-D
+layers read sequences as (N, L, C), the layout of chainrule's Embedding and recurrent layers
+(see docs/compat-layers.md).
 
 >>> from chainrule import config
 >>> config.image_data_format()

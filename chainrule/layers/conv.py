@@ -61,10 +61,17 @@ _AXES = {1: "(C, L)", 2: "(C, H, W)"}
 _AXES_LAST = {1: "(L, C)", 2: "(H, W, C)"}
 
 
-def resolve_data_format(data_format, what: str) -> tuple[str, bool]:
+def resolve_data_format(data_format, what: str, rank: int = 2) -> tuple[str, bool]:
     """``(layout, chosen)``: ``data_format`` checked, None read from the global setting;
-    ``chosen`` is whether the user picked it (here or with ``set_image_data_format``)."""
+    ``chosen`` is whether the user picked it (here or with ``set_image_data_format``).
+
+    Until the user chooses, 1-D layers read ``channels_last`` (N, L, C): chainrule's
+    sequences are (N, T, F) everywhere (Embedding, the recurrent layers, Keras's Conv1D), so
+    ``Embedding → Conv1D`` works; channels-first would silently read the time steps as
+    channels. 2-D layers read ``channels_first``: chainrule's images are NCHW."""
     if data_format is None:
+        if rank == 1 and not config.image_data_format_chosen():
+            return "channels_last", False
         return config.image_data_format(), config.image_data_format_chosen()
     return config.normalize_data_format(data_format, what), True
 
@@ -161,7 +168,8 @@ class _Conv(Layer):
         self.kernel_regularizer = check.regularizer(what, "kernel_regularizer",
                                                     kernel_regularizer)
         self.bias_regularizer = check.regularizer(what, "bias_regularizer", bias_regularizer)
-        self.data_format, self._data_format_chosen = resolve_data_format(data_format, what)
+        self.data_format, self._data_format_chosen = resolve_data_format(data_format, what,
+                                                                         rank)
         self.input_spec = InputSpec(ndim=rank + 2)
 
     def build(self, input_shape):

@@ -40,7 +40,8 @@ class _Pooling(Layer):
         if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
             raise ValueError(f"{what}: padding must be 'valid' or 'same', got {padding!r}")
         self.padding = padding.lower()
-        self.data_format, self._data_format_chosen = resolve_data_format(data_format, what)
+        self.data_format, self._data_format_chosen = resolve_data_format(data_format, what,
+                                                                         rank)
         self.input_spec = InputSpec(ndim=rank + 2)
 
     def build(self, input_shape):
@@ -134,7 +135,8 @@ class _GlobalPooling(Layer):
     def __init__(self, data_format=None, keepdims: bool = False, **kwargs):
         super().__init__(**kwargs)
         what = type(self).__name__
-        self.data_format, self._data_format_chosen = resolve_data_format(data_format, what)
+        self.data_format, self._data_format_chosen = resolve_data_format(data_format, what,
+                                                                         self.rank)
         self.keepdims = check.flag(what, "keepdims", keepdims)
         self.input_spec = InputSpec(ndim=self.rank + 2)
 

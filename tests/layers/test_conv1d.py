@@ -22,8 +22,8 @@ rng = np.random.default_rng(0)
 
 @pytest.fixture(autouse=True)
 def _default_layout(monkeypatch):
-    """Each test starts from chainrule's default layout, never chosen; restored afterwards."""
-    monkeypatch.setattr(config, "_state", {"data_format": "channels_first", "chosen": False})
+    """Each test reads (N, C, L), chosen as if by set_image_data_format; restored after."""
+    monkeypatch.setattr(config, "_state", {"data_format": "channels_first", "chosen": True})
 
 
 def torch_pads(length, kernel, stride, dilation, padding):

@@ -316,3 +316,30 @@ def test_nn_modules_and_built_models_never_raise():
     model.compile(optimizer="sgd", loss="mse")
     model.fit(np.zeros((8, 3)), np.zeros((8, 2)), epochs=1, verbose=0)  # compile/fit bind late
     assert len(model.optimizer.params) == 4
+
+
+# -- save and load ---------------------------------------------------------------------------
+
+
+def test_save_and_load_state_without_pickle(tmp_path):
+    from chainrule.nn.serialization import load, save
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    model(cr.ones(5, 3)).sum().backward()
+    opt.step()
+    save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3,
+          "tensor": cr.ones(2)}, tmp_path / "checkpoint.npz")
+    loaded = load(tmp_path / "checkpoint.npz")
+    assert loaded["epoch"] == 3 and loaded["tensor"].tolist() == [1.0, 1.0]
+    fresh = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    fresh.load_state_dict(loaded["model"])
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(fresh.state_dict()[name], value)
+    fresh_opt = optim.Adam(fresh.parameters(), lr=0.01)
+    fresh_opt.load_state_dict(loaded["optimizer"])
+    assert fresh_opt.state_dict()["iterations"] == 1
+    with pytest.raises(TypeError, match="state_dict"):
+        save(model, tmp_path / "model.npz")
+    with pytest.raises(ValueError, match=r"\.npz or \.safetensors"):
+        save(model.state_dict(), tmp_path / "model.pt")

@@ -1,7 +1,8 @@
 """chainrule: a readable deep-learning framework on NumPy.
 
 The engine has PyTorch's semantics (``Tensor``, ``loss.backward()``, ``no_grad()``); the
-high-level API has Keras's names (``Sequential``, ``compile``, ``fit``)::
+high-level API has Keras's names (``Sequential``, ``compile``, ``fit``), and
+``import chainrule as keras`` runs Keras 3 code (docs/compat-keras.md)::
 
     >>> import chainrule as cr
     >>> x, y, z = (cr.tensor(v, requires_grad=True) for v in (-2.0, 5.0, -4.0))
@@ -74,20 +75,33 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "activations", "autograd", "backend", "callbacks", "data", "datasets", "functional",
     "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers", "plot",
-    "regularizers", "testing",
+    "config", "regularizers", "testing", "utils",
 )
+
+# Keras 3's top-level names, so that ``import chainrule as keras`` serves Keras code
+# (``keras.Sequential``, ``keras.Input``, ``keras.Model(inputs, outputs)``); looked up on first
+# use like the subpackages, since chainrule.models imports this package.
+_KERAS_NAMES = {
+    "Sequential": "chainrule.models", "Model": "chainrule.models", "Input": "chainrule.models",
+    "InputLayer": "chainrule.models", "KerasTensor": "chainrule.models",
+    "Layer": "chainrule.layers", "InputSpec": "chainrule.layers", "Loss": "chainrule.losses",
+    "Metric": "chainrule.metrics", "Optimizer": "chainrule.optimizers",
+    "Initializer": "chainrule.initializers", "Regularizer": "chainrule.regularizers",
+}
 
 
 def __getattr__(name):
-    if name in _SUBMODULES:
-        import importlib
+    import importlib
 
+    if name in _SUBMODULES:
         return importlib.import_module(f"chainrule.{name}")
+    if name in _KERAS_NAMES:
+        return getattr(importlib.import_module(_KERAS_NAMES[name]), name)
     raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_SUBMODULES))
+    return sorted(list(globals()) + list(_SUBMODULES) + list(_KERAS_NAMES))
 
 __all__ = [
     "Function", "Tensor", "abs", "arange", "argmax", "argmin", "broadcast_to", "clip", "concat",

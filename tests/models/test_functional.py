@@ -18,7 +18,15 @@ from chainrule.layers import (
     Embedding,
     Flatten,
 )
-from chainrule.models import Functional, Input, Model, Sequential, SymbolicTensor, load_model
+from chainrule.models import (
+    Functional,
+    Input,
+    Model,
+    Sequential,
+    SymbolicTensor,
+    load_model,
+    saving,
+)
 
 
 def two_branch_model():
@@ -106,7 +114,8 @@ def test_fit_validates_on_several_inputs():
 
 
 @pytest.mark.parametrize("name", ["model.npz", "model.keras", "model.h5"])
-def test_save_and_load_give_identical_predictions(tmp_path, name):
+def test_save_and_load_give_identical_predictions(tmp_path, name, monkeypatch):
+    monkeypatch.setattr(saving, "_warned_suffixes", set())  # the warning comes once a process
     cr.manual_seed(1)
     model = two_branch_model()
     xa, xb, y = data()

@@ -83,9 +83,12 @@ def mnist1d_model(name: str):
                   Dense(10)]
     elif name == "cnn":
         layers = [Reshape((1, 1, 40)),
-                  Conv2D(25, (1, 5), strides=(1, 2), padding=(0, 1), activation="relu"),
-                  Conv2D(25, (1, 3), strides=(1, 2), padding=(0, 1), activation="relu"),
-                  Conv2D(25, (1, 3), strides=(1, 2), padding=(0, 1), activation="relu"),
+                  Conv2D(25, (1, 5), strides=(1, 2), padding=(0, 1), activation="relu",
+                         data_format="channels_first"),
+                  Conv2D(25, (1, 3), strides=(1, 2), padding=(0, 1), activation="relu",
+                         data_format="channels_first"),
+                  Conv2D(25, (1, 3), strides=(1, 2), padding=(0, 1), activation="relu",
+                         data_format="channels_first"),
                   Flatten(), Dense(10)]
     elif name == "gru":
         layers = [Reshape((40, 1)), Bidirectional(GRU(6, return_sequences=True)),

@@ -26,6 +26,10 @@ from chainrule import losses
 from chainrule.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from chainrule.models import Input, Sequential
 
+#: The zoo's images are NCHW whatever ``chainrule.config.set_image_data_format`` says: the
+#: datasets and ``chainrule train`` give NCHW arrays.
+NCHW = "channels_first"
+
 
 def mlp(input_shape=(784,), num_classes: int = 10, hidden=(256, 128)) -> Sequential:
     """A multi-layer perceptron: Dense(h, relu) for each ``h`` in ``hidden``, then
@@ -44,10 +48,10 @@ def cnn(input_shape=(1, 28, 28), num_classes: int = 10, dropout: float = 0.25) -
     _check_image(input_shape, "cnn", min_size=4)
     layers = [
         Input(shape=input_shape),
-        Conv2D(32, 3, padding="same", activation="relu"),
-        MaxPooling2D(2),
-        Conv2D(64, 3, padding="same", activation="relu"),
-        MaxPooling2D(2),
+        Conv2D(32, 3, padding="same", activation="relu", data_format=NCHW),
+        MaxPooling2D(2, data_format=NCHW),
+        Conv2D(64, 3, padding="same", activation="relu", data_format=NCHW),
+        MaxPooling2D(2, data_format=NCHW),
         Flatten(),
         Dense(128, activation="relu"),
     ]
@@ -63,10 +67,10 @@ def lenet(input_shape=(1, 28, 28), num_classes: int = 10) -> Sequential:
     _check_image(input_shape, "lenet", min_size=12)
     return Sequential([
         Input(shape=input_shape),
-        Conv2D(6, 5, padding=2, activation="relu"),
-        MaxPooling2D(2),
-        Conv2D(16, 5, activation="relu"),
-        MaxPooling2D(2),
+        Conv2D(6, 5, padding=2, activation="relu", data_format=NCHW),
+        MaxPooling2D(2, data_format=NCHW),
+        Conv2D(16, 5, activation="relu", data_format=NCHW),
+        MaxPooling2D(2, data_format=NCHW),
         Flatten(),
         Dense(120, activation="relu"),
         Dense(84, activation="relu"),

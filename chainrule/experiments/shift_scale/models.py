@@ -240,9 +240,11 @@ def _allconv_trunk(input_shape, num_classes: int, seed: int, width: float = 0.25
     trunk = []
     for index, (filters, kernel, stride, padding, rate) in enumerate(convs):
         conv = Conv2D(filters, kernel, strides=stride, padding=padding, activation="relu",
-                      kernel_initializer=_he(seed, index), name=f"conv{index + 1}")
+                      kernel_initializer=_he(seed, index), name=f"conv{index + 1}",
+                      data_format="channels_first")  # the study's images are NCHW
         trunk.append((conv, True, rate))
-    trunk.append((GlobalAveragePooling2D(name="global_average_pooling"), False, 0.0))
+    trunk.append((GlobalAveragePooling2D(name="global_average_pooling",
+                                         data_format="channels_first"), False, 0.0))
     return trunk
 
 

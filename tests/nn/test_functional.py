@@ -184,6 +184,12 @@ def test_tensor_methods_of_the_mnist_example():
     assert output.sum(dim=0, keepdim=True).shape == (1, 3)
     assert output.mean(dim=1).shape == (3,)
     assert output.argmax(1).tolist() == [1, 0, 2]  # NumPy's positional axis still works
+    w = cr.ones(3, requires_grad=True)
+    copy = w.clone()
+    assert copy is not w and not np.shares_memory(copy.data, w.data)
+    (copy * 2).sum().backward()
+    assert w.grad.tolist() == [2.0, 2.0, 2.0]
+    assert not np.shares_memory(target.clone().data, target.data)
     with pytest.raises(TypeError, match="not both"):
         output.sum(axis=0, dim=0)
     for name, expected in [("eq", [0, 0, 1]), ("ne", [1, 1, 0]), ("lt", [1, 1, 0]),

@@ -106,11 +106,9 @@ class SymbolicTensor:
         by calling it once on zeros of the symbolic shapes (batch of 1, evaluation mode, no
         graph), record the call and return symbolic outputs of the output shapes."""
         kwargs = dict(kwargs or {})
-        sample = _map_symbolic((args, kwargs), _zeros_like)
         modes = [(sub, sub.training) for sub in layer.modules()]
         try:
-            with no_grad():
-                result = layer(*sample[0], training=False, **sample[1])
+            result = _sample_call(layer, args, kwargs)
         except (ValueError, TypeError, IndexError, NotImplementedError) as error:
             shapes = [t.shape for t in _symbolic_items((args, kwargs))]
             shown = shapes[0] if len(shapes) == 1 else shapes
@@ -521,8 +519,24 @@ def _map_symbolic(value, fn):
     return value
 
 
-def _zeros_like(t: SymbolicTensor) -> Tensor:
-    return Tensor(np.zeros(tuple(1 if n is None else n for n in t.shape), dtype=t.dtype))
+def _zeros_like(t: SymbolicTensor, dtype=None) -> Tensor:
+    shape = tuple(1 if n is None else n for n in t.shape)
+    return Tensor(np.zeros(shape, dtype=dtype or t.dtype))
+
+
+def _sample_call(layer: Layer, args, kwargs):
+    """``layer`` called on zeros of the symbolic shapes (a batch of one) in evaluation mode,
+    recording no graph. A layer that takes only integers (an Embedding after Keras's default
+    float ``Input``) is called on integer zeros instead, as Keras casts its ids."""
+    sample = _map_symbolic((args, kwargs), _zeros_like)
+    with no_grad():
+        try:
+            return layer(*sample[0], training=False, **sample[1])
+        except TypeError:
+            if not any(t.dtype.kind == "f" for t in _symbolic_items((args, kwargs))):
+                raise
+            ids = _map_symbolic((args, kwargs), lambda t: _zeros_like(t, np.int64))
+            return layer(*ids[0], training=False, **ids[1])
 
 
 def _flatten_outputs(result) -> list:

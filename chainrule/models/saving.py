@@ -74,7 +74,7 @@ def _warn_keras_name(path: str) -> None:
         return
     _warned_suffixes.add(suffix)
     warnings.warn(f"{path} is written in chainrule's own format (an npz), not Keras's; Keras "
-                  "cannot read it; use .npz to avoid this warning", UserWarning, stacklevel=4)
+                  "cannot read it; use .npz to avoid this warning", UserWarning, stacklevel=5)
 
 
 def write_file(path, write) -> None:

@@ -249,6 +249,13 @@ def test_integer_inputs_recurrent_layers_and_training_flags(tmp_path):
                                   model.predict(ids))
 
 
+def test_embedding_after_a_default_float_input_as_in_keras():
+    tokens = Input(shape=(5,))  # Keras's default dtype; the ids arrive as integers
+    model = Model(tokens, Dense(1)(Flatten()(Embedding(10, 3)(tokens))))
+    ids = np.random.default_rng(0).integers(0, 10, size=(4, 5))
+    assert model.predict(ids).shape == (4, 1)
+
+
 def test_sequential_and_subclassed_models_are_unchanged():
     model = Sequential([Input(shape=(3,)), Dense(2)])
     assert model.built and [layer.name for layer in model.layers][0].startswith("dense")

@@ -12,7 +12,7 @@ counterpart. What is there and which defaults differ: ``docs/compat-pytorch.md``
 ((3, 2), 4)
 """
 
-from chainrule.nn import functional
+from chainrule.nn import functional, init
 from chainrule.nn.modules import (
     GELU,
     GRU,
@@ -50,5 +50,5 @@ __all__ = [
     "BatchNorm2d", "Conv2d", "CrossEntropyLoss", "Dropout", "Dropout2d", "Embedding", "Flatten",
     "Identity", "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "MaxPool2d", "Module",
     "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh",
-    "functional",
+    "functional", "init",
 ]

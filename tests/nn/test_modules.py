@@ -343,3 +343,18 @@ def test_save_and_load_state_without_pickle(tmp_path):
         save(model, tmp_path / "model.npz")
     with pytest.raises(ValueError, match=r"\.npz or \.safetensors"):
         save(model.state_dict(), tmp_path / "model.pt")
+
+
+def test_init_functions_fill_in_place_with_pytorchs_bounds():
+    layer = nn.Linear(300, 200)
+    weight = layer.weight
+    assert nn.init.kaiming_uniform_(layer.weight, a=5 ** 0.5) is weight
+    assert np.abs(weight.numpy()).max() <= 1 / np.sqrt(300)  # = PyTorch's default
+    nn.init.xavier_uniform_(weight)
+    assert np.abs(weight.numpy()).max() <= np.sqrt(6 / 500)
+    nn.init.kaiming_normal_(weight, nonlinearity="relu")
+    assert np.isclose(weight.numpy().std(), np.sqrt(2 / 300), rtol=0.05)
+    nn.init.zeros_(layer.bias)
+    assert layer.bias.tolist() == [0.0] * 200 and layer.bias.requires_grad
+    for name in ("relu", "tanh", "leaky_relu", "linear", "selu"):
+        assert nn.init.calculate_gain(name) == pytest.approx(torch.nn.init.calculate_gain(name))

@@ -8,6 +8,7 @@ node of the computational graph, and ``loss.backward()`` runs the chain rule bac
 from __future__ import annotations
 
 import operator
+import weakref
 
 import numpy as np
 
@@ -215,6 +216,35 @@ class Tensor:
 
     def zero_grad(self) -> None:
         self.grad = None
+
+    def retain_grad(self) -> None:
+        """Keep this non-leaf tensor's gradient in ``.grad`` after ``backward`` (PyTorch's
+        ``retain_grad``); it accumulates across backward calls as a leaf's does. A no-op on a
+        leaf, which keeps its gradient anyway.
+
+        >>> import chainrule as cr
+        >>> x = cr.tensor(2.0, requires_grad=True)
+        >>> q = x * 3
+        >>> q.retain_grad()
+        >>> (q * q).backward()
+        >>> float(q.grad.item())
+        12.0
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                f"retain_grad: a tensor of shape {self.shape} that does not require grad has "
+                "no gradient to retain"
+            )
+        if self._node is not None:  # the engine reads this when it reaches the node
+            self._node.__dict__.setdefault("retained_grads", {})[self._index] = weakref.ref(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        """True when :meth:`retain_grad` was called on this non-leaf tensor (until a backward
+        without ``retain_graph`` frees its node)."""
+        node = self._node
+        ref = None if node is None else node.__dict__.get("retained_grads", {}).get(self._index)
+        return ref is not None and ref() is self
 
     # -- printing -------------------------------------------------------------------------------
 

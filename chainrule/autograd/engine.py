@@ -6,7 +6,8 @@ Everything the engine does happens in exactly one place:
 * each node's ``backward`` gets the sum of the gradients of all uses of its output;
 * a gradient whose shape differs from its input's (broadcasting in forward) is summed back to
   the input's shape with :func:`chainrule.ops.sum_to`;
-* leaf gradients accumulate out of place into ``.grad`` across calls, as in PyTorch;
+* leaf gradients accumulate out of place into ``.grad`` across calls, as in PyTorch (so do
+  those of non-leaf tensors that asked for it with ``retain_grad()``);
 * saved arrays are freed node by node unless ``retain_graph`` is set;
 * a node whose saved tensors were modified in place since forward raises before its backward
   (version counters, :meth:`Function.check_saved_versions`).
@@ -57,6 +58,8 @@ def backward(outputs, grad_outputs=None, retain_graph=None, create_graph=False, 
                     f"{node.name}: this fused op's backward is first-order only; compose it "
                     "from primitive ops to take higher-order gradients"
                 )
+            if "retained_grads" in node.__dict__:  # Tensor.retain_grad() on an output
+                _retain_grads(node, gy, handed, create_graph)
             if node._versions or node.keeps_output:
                 node.check_saved_versions()
             if node.multi_output:
@@ -202,6 +205,16 @@ def _deliver(x, gx, pending, wanted, found, handed, create_graph):
             pending[node] = gx if previous is None else previous + gx
     elif wanted is None:
         _accumulate_leaf(x, gx, handed, create_graph)
+
+
+def _retain_grads(node, gy, handed, create_graph):
+    """Give the outputs of ``node`` that asked for it (``retain_grad``) their gradient ``gy``,
+    accumulated as a leaf's; skipped for a tensor an in-place op has since rebound."""
+    for index, ref in node.retained_grads.items():
+        t = ref()
+        g = gy[index] if node.multi_output else gy
+        if t is not None and g is not None and t._node is node and t._index == index:
+            _accumulate_leaf(t, g, handed, create_graph)
 
 
 def _accumulate_leaf(leaf, gx, handed, create_graph):

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: test demo bench lint data clean
+.PHONY: test demo bench lint data graphviz clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,18 @@ data:
 		|| echo "note: could not install dataset-fashion-mnist; tests that need it will skip"; \
 	fi
 
+# Graphviz's `dot` (Debian's graphviz package) draws chainrule.viz pictures; its tests skip
+# without it.
+graphviz:
+	@if ! command -v dot >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get install -y -q graphviz >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q graphviz >/dev/null 2>&1)) \
+		|| echo "note: could not install graphviz; the drawing tests will skip"; \
+	fi
+
 # The suite runs twice: with the compiled kernels of the [fast] extra, then with the pure-NumPy
 # ones that a plain install uses (chainrule.kernels).
-test: $(STAMP) data
+test: $(STAMP) data graphviz
 	$(PY) -m ruff check .
 	$(PY) -m pytest -n 2 tests
 	CHAINRULE_KERNELS=numpy $(PY) -m pytest -n 2 tests

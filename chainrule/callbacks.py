@@ -708,6 +708,9 @@ class BackupAndRestore(Callback):
         self.save()
 
     def on_train_end(self, logs=None):
+        state = self.model.fit_state
+        if getattr(state, "comm", None) is not None and not state.comm.is_root:
+            return  # rank 0 deletes it
         if self.delete_checkpoint and os.path.exists(self.path):
             os.remove(self.path)
 

@@ -284,9 +284,10 @@ def model_to_dot(model, show_shapes: bool = False, show_dtype: bool = False,
                  show_trainable: bool = False) -> str:
     """The DOT text of a model: one box per layer, edges in the order data flows.
 
-    A Sequential's layers are drawn in order; any other model's ``model.layers`` (or its
-    sub-layers, in order of registration) likewise, as a chain. Arguments as in
-    :func:`plot_model`.
+    A functional model (``Model(inputs, outputs)``) is drawn as its graph: its inputs, every
+    layer, and an edge for each connection (a nested model is one box there). A Sequential's
+    layers are drawn in order; any other model's ``model.layers`` (or its sub-layers, in
+    order of registration) likewise, as a chain. Arguments as in :func:`plot_model`.
     """
     extra = () if dpi is None else (f"  dpi={int(dpi)};",)
     lines = _header(rankdir, "model", extra)
@@ -294,6 +295,16 @@ def model_to_dot(model, show_shapes: bool = False, show_dtype: bool = False,
     options = dict(show_shapes=show_shapes, show_dtype=show_dtype,
                    show_layer_names=show_layer_names, activations=show_layer_activations,
                    trainable=show_trainable)
+    connections = functional_edges(model)
+    if connections is not None:
+        layers, pairs = connections
+        for i, layer in enumerate(layers):
+            fields = _record(_layer_fields(layer, **options))
+            lines.append(f'  layer{i} [shape=record, label="{fields}"];')
+        index = {id(layer): i for i, layer in enumerate(layers)}
+        lines += [f"  layer{index[id(a)]} -> layer{index[id(b)]};" for a, b in pairs]
+        lines.append("}")
+        return "\n".join(lines) + "\n"
 
     def add(layers, indent):
         for layer in layers:
@@ -317,6 +328,23 @@ def model_to_dot(model, show_shapes: bool = False, show_dtype: bool = False,
     lines.extend(edges)
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def functional_edges(model):
+    """``(layers, [(source, target), ...])`` of a functional model, one edge per connection
+    between two layers (an input layer to the layers that read it, ...); None for any other
+    model."""
+    from chainrule.models.functional import Functional, _symbolic_items
+
+    if not isinstance(model, Functional):
+        return None
+    edges: list = []
+    for node in model._nodes:
+        for t in _symbolic_items((node.args, node.kwargs)):
+            edge = (t.node.layer, node.layer)
+            if not any(a is edge[0] and b is edge[1] for a, b in edges):
+                edges.append(edge)
+    return list(model.layers), edges
 
 
 def _layers_of(model):

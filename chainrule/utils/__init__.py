@@ -13,19 +13,11 @@ only thing it needs (no pydot). :mod:`chainrule.utils.data` holds PyTorch's
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
-import subprocess
 
 import numpy as np
 
 from chainrule.data.transforms import to_categorical as _to_categorical
-
-#: The file types ``plot_model`` asks Graphviz's ``dot`` for; ``.dot`` / ``.gv`` are written
-#: directly.
-DRAWN_SUFFIXES = (".png", ".svg", ".pdf")
-
 
 def to_categorical(x, num_classes: int | None = None) -> np.ndarray:
     """One-hot encode integer class labels (Keras's ``to_categorical``): float32 of shape
@@ -65,110 +57,28 @@ def set_random_seed(seed: int) -> None:
 
 
 def model_to_dot(model, show_shapes: bool = False, show_dtype: bool = False,
-                 show_layer_names: bool = True, rankdir: str = "TB") -> str:
-    """Graphviz's DOT text of ``model``: one box per layer, an arrow per connection.
+                 show_layer_names: bool = True, rankdir: str = "TB", **options) -> str:
+    """Graphviz's DOT text of ``model`` (Keras's ``model_to_dot`` gives a pydot object; this
+    is the text): :func:`chainrule.viz.model_to_dot`, which draws a functional model's graph
+    and any other model's layers as a chain."""
+    from chainrule import viz
 
-    A functional model shows its graph; a Sequential its chain (Input first, when it has
-    one); a subclassed model its direct sub-layers in the order they were assigned, which
-    need not be the order its ``forward`` uses them. (Keras returns a pydot object; this is
-    the text itself.)
-    """
-    if rankdir not in ("TB", "LR", "BT", "RL"):
-        raise ValueError(f"plot_model: rankdir must be 'TB', 'LR', 'BT' or 'RL', got {rankdir!r}")
-    layers, edges = _layers_and_edges(model)
-    lines = [f'digraph "{_quote(model.name)}" {{', f"  rankdir={rankdir};",
-             '  node [shape=record, fontname="Helvetica"];']
-    for i, layer in enumerate(layers):
-        label = type(layer).__name__
-        if show_layer_names:
-            label = f"{layer.name} | {label}"
-        if show_shapes:
-            label += f" | {_shape_text(layer)}"
-        if show_dtype:
-            dtype = getattr(layer, "dtype", None)
-            label += f" | {dtype.name if dtype is not None else 'float'}"
-        lines.append(f'  n{i} [label="{{{_quote(label)}}}"];')
-    position = {id(layer): i for i, layer in enumerate(layers)}
-    for source, target in edges:
-        lines.append(f"  n{position[id(source)]} -> n{position[id(target)]};")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    return viz.model_to_dot(model, show_shapes=show_shapes, show_dtype=show_dtype,
+                            show_layer_names=show_layer_names, rankdir=rankdir, **options)
 
 
 def plot_model(model, to_file: str = "model.png", show_shapes: bool = False,
                show_dtype: bool = False, show_layer_names: bool = True, rankdir: str = "TB",
-               dpi: int = 200, **kwargs) -> str:
-    """Draw ``model``'s layers to ``to_file`` (Keras's ``plot_model``) and return its path.
+               dpi: int = 200, **options) -> str:
+    """Keras's ``plot_model``: :func:`chainrule.viz.plot_model` (``.dot`` needs nothing;
+    ``.png``, ``.svg``, ``.pdf`` need Graphviz's ``dot``, else
+    :class:`~chainrule.viz.GraphvizNotFoundError` names the install command). Returns the
+    path written."""
+    from chainrule import viz
 
-    ``.dot`` / ``.gv``: the DOT text (needs nothing); ``.png``, ``.svg``, ``.pdf``: drawn by
-    Graphviz's ``dot`` program. Keras's other arguments (``expand_nested``,
-    ``show_trainable``, ...) are accepted and ignored.
-
-    Raises:
-        RuntimeError: ``dot`` is not installed (Debian/Ubuntu: ``apt install graphviz``), or
-            failed.
-        ValueError: another file type.
-    """
-    del kwargs  # Keras's options that change nothing here
-    path = os.fspath(to_file)
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix not in (".dot", ".gv", *DRAWN_SUFFIXES):
-        raise ValueError(f"plot_model: to_file must end in .png, .svg, .pdf, .dot or .gv, got "
-                         f"{path!r}")
-    text = model_to_dot(model, show_shapes, show_dtype, show_layer_names, rankdir)
-    folder = os.path.dirname(path)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    if suffix in (".dot", ".gv"):
-        with open(path, "w", encoding="utf-8") as file:
-            file.write(text)
-        return path
-    program = shutil.which("dot")
-    if program is None:
-        raise RuntimeError(
-            f"plot_model: drawing {path!r} needs Graphviz's 'dot' program, which is not "
-            "installed (Debian/Ubuntu: apt install graphviz); or write the DOT text with "
-            "to_file='model.dot', or print model.summary()")
-    done = subprocess.run([program, f"-T{suffix[1:]}", f"-Gdpi={int(dpi)}", "-o", path],
-                          input=text.encode(), capture_output=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"plot_model: dot failed ({done.returncode}): "
-                           f"{done.stderr.decode(errors='replace').strip()}")
-    return path
-
-
-def _layers_and_edges(model):
-    from chainrule.models.functional import Functional, _symbolic_items
-    from chainrule.models.sequential import InputLayer, Sequential
-
-    if isinstance(model, Functional):
-        layers = model.layers
-        edges = []
-        for node in model._nodes:
-            for t in _symbolic_items((node.args, node.kwargs)):
-                edge = (t.node.layer, node.layer)
-                if not any(e[0] is edge[0] and e[1] is edge[1] for e in edges):
-                    edges.append(edge)
-        return layers, edges
-    if isinstance(model, Sequential):
-        layers = model.layers
-        if model.built and model._build_input_shape is not None:
-            layers = [InputLayer(shape=model._build_input_shape[1:], name="input"), *layers]
-    else:
-        layers = [layer for _, layer in model.named_children()] or [model]
-    return layers, list(zip(layers, layers[1:]))
-
-
-def _shape_text(layer) -> str:
-    try:
-        shape = layer.output_shape
-    except (AttributeError, NotImplementedError, ValueError, TypeError):
-        return "?"
-    return str(shape).replace("None", "?")
-
-
-def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("<", "\\<").replace(">", "\\>")
+    return viz.plot_model(model, to_file, show_shapes=show_shapes, show_dtype=show_dtype,
+                          show_layer_names=show_layer_names, rankdir=rankdir, dpi=dpi,
+                          **options)
 
 
 def __getattr__(name):

@@ -19,6 +19,7 @@ import numpy as np
 
 from chainrule.data.transforms import to_categorical as _to_categorical
 
+
 def to_categorical(x, num_classes: int | None = None) -> np.ndarray:
     """One-hot encode integer class labels (Keras's ``to_categorical``): float32 of shape
     ``x.shape + (num_classes,)``; ``num_classes`` defaults to ``max(x) + 1``. Labels of

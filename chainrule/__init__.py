@@ -75,7 +75,8 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "activations", "autograd", "backend", "callbacks", "data", "datasets", "functional",
     "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers", "plot",
-    "config", "regularizers", "testing", "utils",
+    "config", "regularizers", "testing", "utils", "nn", "optim", "viz", "graph",
+    "distributed",
 )
 
 # Keras 3's top-level names, so that ``import chainrule as keras`` serves Keras code
@@ -85,6 +86,8 @@ _KERAS_NAMES = {
     "Sequential": "chainrule.models", "Model": "chainrule.models", "Input": "chainrule.models",
     "InputLayer": "chainrule.models", "KerasTensor": "chainrule.models",
     "Layer": "chainrule.layers", "InputSpec": "chainrule.layers", "Loss": "chainrule.losses",
+    # PyTorch's: chainrule.save(model.state_dict(), "m.npz"), chainrule.load("m.npz")
+    "save": "chainrule.nn.serialization", "load": "chainrule.nn.serialization",
     "Metric": "chainrule.metrics", "Optimizer": "chainrule.optimizers",
     "Initializer": "chainrule.initializers", "Regularizer": "chainrule.regularizers",
 }

@@ -434,7 +434,9 @@ class Layer(metaclass=_LayerType):
 
     @property
     def trainable_weights(self) -> list[Tensor]:
-        return self.parameters()
+        """The trainable weights that exist now (Keras's name; on an unbuilt model, those of
+        the layers built so far, as Keras gives, where :meth:`parameters` refuses)."""
+        return [w for _, w in self.named_parameters()]
 
     @property
     def non_trainable_weights(self) -> list[Tensor]:

@@ -2,7 +2,7 @@
 
 The engine has PyTorch's semantics (``Tensor``, ``loss.backward()``, ``no_grad()``); the
 high-level API has Keras's names (``Sequential``, ``compile``, ``fit``), and
-``import chainrule as keras`` runs Keras 3 code (docs/compat-keras.md)::
+``import chainrule as keras`` runs Keras 3 code (docs/compat.md)::
 
     >>> import chainrule as cr
     >>> x, y, z = (cr.tensor(v, requires_grad=True) for v in (-2.0, 5.0, -4.0))

@@ -10,7 +10,7 @@ should start with ``chainrule.config.set_image_data_format("channels_last")`` or
 ``data_format`` to its layers. Until the setting is chosen (by this function or per layer), an
 image whose shape looks channels-last is an error rather than a silent misreading, and the 1-D
 layers read sequences as (N, L, C), the layout of chainrule's Embedding and recurrent layers
-(see docs/compat-layers.md).
+(see docs/compat.md).
 
 >>> from chainrule import config
 >>> config.image_data_format()

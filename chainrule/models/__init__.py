@@ -3,7 +3,7 @@
 * :class:`Sequential`: a stack of layers (``add``, ``pop``, ``layers``, indexing);
 * :class:`Model`: subclass it to write any model (layers in ``__init__``, ``forward``/``call``),
   or ``Model(inputs, outputs)`` with ``inputs = Input(shape=...)``: Keras's functional API
-  (:class:`Functional`, docs/compat-keras.md);
+  (:class:`Functional`, docs/compat.md);
 * both have ``compile``, ``fit``, ``evaluate``, ``predict``, ``train_on_batch``,
   ``test_on_batch``, ``predict_on_batch``, ``summary``, ``save``, ``save_weights`` and
   ``load_weights``; :func:`load_model` reads a saved model back;

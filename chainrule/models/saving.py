@@ -33,7 +33,7 @@ reads (:meth:`~chainrule.models.functional.Functional.get_config`); loading repl
 Keras's file names ``.keras``, ``.h5`` and ``.hdf5`` are accepted by ``save``, ``load_model``,
 ``save_weights``, ``load_weights`` and ``ModelCheckpoint``: the file is chainrule's own format
 (an npz) under that name, which Keras cannot read, so the first such save of a process warns
-(:data:`KERAS_SUFFIXES`; docs/compat-keras.md says why).
+(:data:`KERAS_SUFFIXES`; docs/compat.md says why).
 
 A subclassed :class:`~chainrule.models.Model` is rebuilt with ``cls.from_config(config)``: give
 it a ``get_config`` that returns its constructor arguments, and pass the class in

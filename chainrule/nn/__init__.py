@@ -3,7 +3,7 @@
 Modules with PyTorch's constructor signatures, parameter names and defaults, built at
 construction, on chainrule's layers and ops (``nn.Module`` is a chainrule
 :class:`~chainrule.layers.Layer`); ``chainrule.nn.functional`` is ``torch.nn.functional``'s
-counterpart. What is there and which defaults differ: ``docs/compat-pytorch.md``.
+counterpart. What is there and which defaults differ: ``docs/compat.md``.
 
 >>> import chainrule as cr
 >>> import chainrule.nn as nn

@@ -5,7 +5,7 @@ keyword names are PyTorch's (``dim``, ``p``, ``reduction``, ``kernel_size``, ``s
 have PyTorch's layout (``linear``'s weight is ``(out_features, in_features)``), and every function
 calls the op that :mod:`chainrule.functional` and the Keras-style layers use: no gradient here is
 derived a second time. Where a PyTorch default differs from chainrule's, PyTorch's applies here
-(see ``docs/compat-pytorch.md``).
+(see ``docs/compat.md``).
 
 >>> import chainrule as cr
 >>> import chainrule.nn.functional as F

@@ -14,13 +14,17 @@ Tensors::
     model = Model(inputs, outputs)
 
 Several inputs (``Model([a, b], y)``; ``fit``/``predict`` then take a list or a dict of arrays),
-several outputs (``predict`` returns a list; ``compile`` refuses them, see below), shared layers
+several outputs (``predict`` returns a list; training sums their losses, see below), shared layers
 (one layer called twice: one set of weights) and models used as layers all work. Weights are
 named ``<layer name>.<weight>`` in ``state_dict()``; ``save`` / ``load_model`` store the graph
 as layer configs and connections (JSON, no pickle).
 
-Training trains one output: a model of several outputs can ``predict`` but not ``compile``
-(combine the outputs with ``Concatenate``, or build one model per output sharing layers).
+A model of several outputs trains on the weighted sum of one loss per output (Keras's rule):
+``compile(loss=[loss_a, loss_b] or {"out_a": loss_a, ...} or one loss for all,
+loss_weights=[1.0, 0.5] or {...})``, and ``fit(x, [y_a, y_b])`` or ``fit(x, {"out_a": y_a,
+...})`` (outputs named by the layer that makes them). The logs hold that total ``loss``;
+per-output losses and metrics are not logged (``compile`` refuses ``metrics`` for such a
+model: evaluate an output with ``predict``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,34 @@ from chainrule.layers.base import Layer, deserialize, serialize
 from chainrule.models import training
 from chainrule.models.model import Model, _restore_modes
 from chainrule.tensor import Tensor
+
+# -- the loss of several outputs ----------------------------------------------------------------
+
+
+class SumOfLosses:
+    """L = Σ_k w_k · loss_k(y_k, ŷ_k): the loss of a model of several outputs (Keras's rule).
+    ``y_true`` is the targets packed by output (a structured array's fields), ``y_pred`` the
+    list of the outputs."""
+
+    def __init__(self, losses: list, weights: list):
+        from chainrule import losses as losses_module
+
+        self.losses = [losses_module.get(loss) for loss in losses]
+        self.weights = [float(w) for w in weights]
+
+    def __call__(self, y_true, y_pred):
+        packed = y_true.data if isinstance(y_true, Tensor) else np.asarray(y_true)
+        total = None
+        for field, loss, weight, prediction in zip(packed.dtype.names, self.losses,
+                                                   self.weights, y_pred):
+            term = loss(Tensor(np.ascontiguousarray(packed[field])), prediction) * weight
+            total = term if total is None else total + term
+        return total
+
+    def get_config(self) -> dict:
+        return {"losses": [type(loss).__name__ for loss in self.losses],
+                "weights": self.weights}
+
 
 # -- symbolic tensors -----------------------------------------------------------------------------
 
@@ -355,31 +387,94 @@ class Functional(Model):
     def _pack_validation(self, validation_data):
         if isinstance(validation_data, (list, tuple)) and len(validation_data) == 2:
             x_val, y_val = validation_data
-            return (self._pack(x_val, "fit: validation_data"), y_val)
+            return (self._pack(x_val, "fit: validation_data"),
+                    self._pack_targets(y_val, "fit: validation_data"))
         return validation_data
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs) -> None:
-        """As :meth:`Model.compile`, for a model of one output (see the module docstring)."""
-        if not self._single_output:
-            raise ValueError(
-                f"compile: model '{self.name}' has {len(self._outputs)} outputs, and chainrule "
-                "trains models of one output (a list of losses is not supported); combine the "
-                "outputs with layers.Concatenate(), or build one model per output sharing "
-                "layers; predict() works on this model as it is")
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                **kwargs) -> None:
+        """As :meth:`Model.compile`; for several outputs, ``loss`` per output (a list, a dict
+        by output name, or one for all) and ``loss_weights`` (see the module docstring)."""
+        if self._single_output:
+            if loss_weights is not None:
+                raise ValueError(f"compile: loss_weights is for a model of several outputs; "
+                                 f"model '{self.name}' has one")
+            return super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        if metrics:
+            raise ValueError(f"compile: model '{self.name}' has {len(self._outputs)} outputs; "
+                             f"metrics per output are not logged (give none, and evaluate an "
+                             f"output on predict()'s arrays)")
+        super().compile(optimizer=optimizer, loss=None, metrics=None, **kwargs)
+        self.loss = SumOfLosses(self._per_output(loss, "loss", required=True),
+                                self._per_output(loss_weights, "loss_weights"))
+
+    @property
+    def output_names(self) -> list[str]:
+        """The outputs' names: the names of the layers that make them."""
+        return [t.node.layer.name for t in self._outputs]
+
+    def _per_output(self, value, what: str, required: bool = False) -> list:
+        """``value`` as one entry per output: a list in output order, a dict by output name,
+        or one value for every output."""
+        count, names = len(self._outputs), self.output_names
+        if value is None:
+            if required:
+                raise ValueError(f"compile: model '{self.name}' needs a {what} (one per output "
+                                 f"{names}, or one for all)")
+            return [1.0] * count
+        if isinstance(value, dict):
+            missing = [n for n in names if n not in value]
+            unknown = [k for k in value if k not in names]
+            if missing or unknown:
+                raise ValueError(f"compile: {what} by output name needs {names}; missing "
+                                 f"{missing}, unknown {unknown}")
+            return [value[n] for n in names]
+        if isinstance(value, (list, tuple)):
+            if len(value) != count:
+                raise ValueError(f"compile: {what} has {len(value)} entries for model "
+                                 f"'{self.name}''s {count} outputs {names}")
+            return list(value)
+        return [value] * count
+
+    def _pack_targets(self, y, what: str):
+        """Several outputs' targets packed into one structured array (as several inputs are),
+        which :class:`SumOfLosses` unpacks; one output's as they are."""
+        if self._single_output or y is None:
+            return y
+        if isinstance(y, dict):
+            y = self._per_output(y, "y")
+        if not isinstance(y, (list, tuple)) or len(y) != len(self._outputs):
+            raise ValueError(f"{what}: model '{self.name}' has {len(self._outputs)} outputs "
+                             f"{self.output_names}; give y as a list or a dict of as many "
+                             f"arrays")
+        dtype = self._float_dtype()
+        arrays = [training.cast_floats(training.as_array(a, what), dtype) for a in y]
+        if len({len(a) for a in arrays}) != 1:
+            raise ValueError(f"{what}: the targets of {self.output_names} hold different "
+                             f"numbers of samples: {[len(a) for a in arrays]}")
+        for array in arrays:
+            training.check_finite_data(None, array, what)
+        packed = np.empty(len(arrays[0]), dtype=[(f"output_{i}", a.dtype, a.shape[1:])
+                                                 for i, a in enumerate(arrays)])
+        for i, array in enumerate(arrays):
+            packed[f"output_{i}"] = array
+        return packed
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
-        return super().fit(self._pack(x, "fit"), y, *args,
+        return super().fit(self._pack(x, "fit"), self._pack_targets(y, "fit"), *args,
                            validation_data=self._pack_validation(validation_data), **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        return super().evaluate(self._pack(x, "evaluate"), y, *args, **kwargs)
+        return super().evaluate(self._pack(x, "evaluate"), self._pack_targets(y, "evaluate"),
+                                *args, **kwargs)
 
     def train_on_batch(self, x, y, *args, **kwargs):
-        return super().train_on_batch(self._pack(x, "train_on_batch"), y, *args, **kwargs)
+        return super().train_on_batch(self._pack(x, "train_on_batch"),
+                                      self._pack_targets(y, "train_on_batch"), *args, **kwargs)
 
     def test_on_batch(self, x, y, *args, **kwargs):
-        return super().test_on_batch(self._pack(x, "test_on_batch"), y, *args, **kwargs)
+        return super().test_on_batch(self._pack(x, "test_on_batch"),
+                                     self._pack_targets(y, "test_on_batch"), *args, **kwargs)
 
     def predict_on_batch(self, x):
         return self.predict(x, batch_size=max(1, _sample_count(x)))

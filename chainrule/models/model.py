@@ -443,7 +443,7 @@ class Model(Layer, metaclass=_ModelType):
         y_pred = self(Tensor(x))
         loss = self.loss(Tensor(y), y_pred)
         if not self._ready:
-            self._prepare_training(y, y_pred.data)
+            self._prepare_training(y, _arrays_of(y_pred))
         if self._regularized:
             loss = loss + self.regularization_loss()
         value = float(loss.item())
@@ -462,7 +462,7 @@ class Model(Layer, metaclass=_ModelType):
         if comm is not None:
             self._average_buffers(comm)
         for metric in self.compiled_metrics:
-            metric.update_state(y, y_pred.data)
+            metric.update_state(y, y_pred.data)  # (a model of several outputs has none)
         return value
 
     def _average_buffers(self, comm) -> None:
@@ -566,7 +566,7 @@ class Model(Layer, metaclass=_ModelType):
         y_pred = self(Tensor(training.cast_floats(x, dtype)))
         loss_value = float(self.loss(Tensor(y), y_pred).item())
         if self.compiled_metrics is None:
-            self._resolve_metrics(y, y_pred.data)
+            self._resolve_metrics(y, _arrays_of(y_pred))
         self._loss_tracker.update_state(loss_value, sample_weight=len(y))
         for metric in self.compiled_metrics:
             metric.update_state(y, y_pred.data)
@@ -771,6 +771,13 @@ class Model(Layer, metaclass=_ModelType):
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def _arrays_of(y_pred):
+    """The arrays of a model's output: one, or a list for a model of several outputs."""
+    if isinstance(y_pred, (list, tuple)):
+        return [t.data for t in y_pred]
+    return y_pred.data
 
 
 def _communicator(distributed):

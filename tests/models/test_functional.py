@@ -193,19 +193,69 @@ def test_graph_errors_are_clear():
         Mine(inputs=a, outputs=y)
 
 
-def test_several_outputs_predict_a_list_and_compile_is_refused(tmp_path):
+def test_several_outputs_predict_a_list_and_save(tmp_path):
     inputs = Input(shape=(5,))
     hidden = Dense(4, activation="tanh")(inputs)
     model = Model(inputs=inputs, outputs=[Dense(2)(hidden), Dense(1)(hidden)])
     x = np.random.default_rng(0).normal(size=(7, 5)).astype(np.float32)
     first, second = model.predict(x, batch_size=3)
     assert first.shape == (7, 2) and second.shape == (7, 1)
-    with pytest.raises(ValueError, match="2 outputs"):
-        model.compile(optimizer="adam", loss="mse")
     model.save(tmp_path / "two.npz")
     again = load_model(tmp_path / "two.npz")
     for ours, theirs in zip(model.predict(x), again.predict(x)):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def two_headed(seed=0):
+    cr.manual_seed(seed)
+    inputs = Input(shape=(5,), name="x")
+    hidden = Dense(8, activation="tanh", name="hidden")(inputs)
+    kind = Dense(3, name="kind")(hidden)
+    size = Dense(1, name="size")(hidden)
+    return Model(inputs, [kind, size])
+
+
+def test_several_outputs_train_on_the_weighted_sum_of_their_losses():
+    from chainrule import losses
+    from chainrule.optimizers import Adam
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 5)).astype(np.float32)
+    kind = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
+    size = x[:, 2:3] * 2.0
+    model = two_headed()
+    model.compile(optimizer=Adam(0.02), loss={"kind": losses.SparseCategoricalCrossentropy(True),
+                                          "size": "mse"}, loss_weights=[1.0, 0.5])
+    history = model.fit(x, {"kind": kind, "size": size}, epochs=30, batch_size=16, verbose=0,
+                        validation_data=(x, [kind, size]))
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+    # the logged loss is the weighted sum, computed by hand on the same weights
+    logits, predicted = model.predict(x)
+    by_hand = (losses.SparseCategoricalCrossentropy(True)(cr.tensor(kind), cr.tensor(logits))
+               + 0.5 * losses.MeanSquaredError()(cr.tensor(size), cr.tensor(predicted)))
+    assert model.evaluate(x, [kind, size], verbose=0) == pytest.approx(by_hand.item(),
+                                                                       rel=1e-5)
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"loss": ["mse"]}, r"loss has 1 entries for model .* 2 outputs \['kind', 'size'\]"),
+    ({"loss": {"kind": "mse"}}, r"missing \['size'\]"),
+    ({"loss": "mse", "metrics": ["accuracy"]}, "metrics per output are not logged"),
+    ({}, "needs a loss"),
+])
+def test_compiling_several_outputs_checks_what_it_is_given(options, match):
+    with pytest.raises(ValueError, match=match):
+        two_headed().compile(optimizer="adam", **options)
+
+
+def test_targets_of_several_outputs_must_match_them():
+    model = two_headed()
+    model.compile(optimizer="adam", loss="mse")
+    x = np.zeros((4, 5), np.float32)
+    with pytest.raises(ValueError, match="give y as a list or a dict"):
+        model.fit(x, np.zeros((4, 1)), verbose=0)
+    with pytest.raises(ValueError, match="different numbers of samples"):
+        model.fit(x, [np.zeros((4, 3)), np.zeros((3, 1))], verbose=0)
 
 
 def test_nested_models_are_layers(tmp_path):

@@ -33,12 +33,37 @@ between raises instead of giving a silently wrong gradient.
 
 from __future__ import annotations
 
+import threading
 import weakref
 
 import numpy as np
 
 from chainrule import backend
 from chainrule._config import flags
+
+#: The recorders of the threads that are building a static graph or a trace
+#: (:mod:`chainrule.graph.trace`): thread id -> an object with ``record(function, inputs,
+#: outputs)``, which ``Function.__call__`` calls after each op with the input Tensors and the
+#: output Tensor (a tuple for multi-output ops). Empty, the usual case, it costs one test of a
+#: dict per op. Change it through :func:`set_recorder`.
+recorders: dict = {}
+
+
+def set_recorder(recorder):
+    """Make ``recorder`` see every op that this thread runs (None: stop); returns the previous
+    recorder of this thread, to be restored."""
+    ident = threading.get_ident()
+    previous = recorders.get(ident)
+    if recorder is None:
+        recorders.pop(ident, None)
+    else:
+        recorders[ident] = recorder
+    return previous
+
+
+def current_recorder():
+    """The recorder of this thread, or None."""
+    return recorders.get(threading.get_ident())
 
 
 class Function:
@@ -88,11 +113,15 @@ class Function:
                 self.output_meta = [(y.shape, y.dtype) for y in outputs]
                 if self.keeps_output:
                     self._keep_outputs(outputs)
-            return outputs
-        output = _wrap(ys, node, 0)
-        if node is not None and self.keeps_output:
-            self._keep_outputs((output,))
-        return output
+        else:
+            outputs = _wrap(ys, node, 0)
+            if node is not None and self.keeps_output:
+                self._keep_outputs((outputs,))
+        if recorders:  # some thread is building a static graph or a trace
+            recorder = recorders.get(threading.get_ident())
+            if recorder is not None:
+                recorder.record(self, inputs, outputs)
+        return outputs
 
     def _keep_outputs(self, outputs) -> None:
         # The arrays are held strongly (first-order backward needs only them); the Tensors

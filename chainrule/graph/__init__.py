@@ -48,7 +48,9 @@ the branch taken at build time; ``.item()``, ``.numpy()``, ``x.shape[0]`` are co
 Functions that are not ops compute constants too: comparisons and ``argmax`` (compute accuracy
 from fetched logits), integer class labels given to a cross-entropy (they are read as data:
 feed one-hot targets through a float placeholder), and ``dropout``, whose mask is drawn
-before its op (the graph keeps the build's mask; TensorFlow draws a new one per run).
+before its op (the graph keeps the build's mask; TensorFlow draws a new one per run). The
+build warns about a constant whose first axis has the stand-in batch length; a reshape to
+``(x.shape[0], -1)`` (``Flatten``) is recognised and follows the fed batch.
 """
 
 from chainrule.graph.graph import (

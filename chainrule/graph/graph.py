@@ -14,12 +14,8 @@ from chainrule import backend
 from chainrule._config import get_default_dtype
 from chainrule.autograd.engine import backward
 from chainrule.autograd.function import constant, current_recorder, set_recorder
-from chainrule.graph.trace import CAPTURE, Node, OpNode, Trace
+from chainrule.graph.trace import CAPTURE, STAND_IN, Node, OpNode, Trace
 from chainrule.tensor import Tensor
-
-#: The length a free (None) axis of a placeholder has while the graph is built. Not 1: a
-#: size-1 axis would broadcast silently against any batch size at run time.
-STAND_IN = 2
 
 
 class Graph:
@@ -164,7 +160,8 @@ def placeholder(shape, dtype="float32", name: str | None = None) -> Tensor:
     data = np.full(tuple(STAND_IN if d is None else d for d in shape), fill, dtype=dtype)
     graph = _building()
     t = Tensor(data)
-    h = graph.trace.add_input(t, graph.trace.unique_name(name or "Placeholder"))
+    h = graph.trace.add_input(t, graph.trace.unique_name(name or "Placeholder"),
+                              free_batch=bool(shape) and shape[0] is None)
     graph.placeholders[h] = (shape, dtype)
     return t
 
@@ -298,7 +295,7 @@ def gradients(ys, xs, grad_ys=None) -> list:
         previous = set_recorder(None)  # the backward's own ops are not graph nodes
         try:
             for step in steps:  # what the ops saved may be a run's: save the stand-ins' again
-                step.function.forward(*[trace.tensors[h].data for h in step.inputs])
+                step.compute([trace.tensors[h].data for h in step.inputs])
             arrays = node.compute([trace.tensors[h].data for h in node.inputs])
         finally:
             set_recorder(previous)

@@ -39,14 +39,20 @@ trace; so are results of functions that are not ops (comparisons, ``argmax``, ma
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numpy as np
 
 from chainrule import backend
 from chainrule.autograd.function import set_recorder
+from chainrule.ops.shape import Reshape
 from chainrule.tensor import Tensor
 
 INPUT, CAPTURE, COMPUTED = "input", "capture", "computed"
+
+#: The length a free leading (batch) axis has while a trace is recorded (a placeholder's
+#: None). Not 1: a size-1 axis would broadcast silently against any batch size on replay.
+STAND_IN = 2
 
 
 class Node:
@@ -79,6 +85,23 @@ class OpNode(Node):
         return (_as_array(ys),)
 
 
+class BatchReshapeNode(OpNode):
+    """A Reshape whose target starts with the batch's stand-in length: on replay it takes the
+    batch size of its input instead (``Flatten``'s ``x.reshape(x.shape[0], -1)`` reads the
+    batch size in Python, which a trace would otherwise keep as a constant)."""
+
+    __slots__ = ("rest",)
+
+    def __init__(self, function):
+        super().__init__(function)
+        self.rest = tuple(function.shape[1:])
+
+    def compute(self, arrays) -> tuple:
+        (x,) = arrays
+        self.function.shape = (x.shape[0],) + self.rest
+        return (self.function.forward(x),)
+
+
 def _as_array(y):
     """NumPy returns scalars for 0-d results; the engine makes them 0-d arrays, and so do we."""
     if type(y) is not np.ndarray and backend.device_of(y) == "cpu":
@@ -96,6 +119,9 @@ class Trace:
         self.names: list[str] = []  # handle -> name for messages
         self.producer: dict[int, int] = {}  # handle -> index of the node that computes it
         self._handle_of: dict[int, int] = {}  # id(Tensor) -> handle
+        #: handles whose leading axis is a free batch axis (its length is STAND_IN)
+        self.batched: set[int] = set()
+        self._warned: set[int] = set()
         self._name_counts: dict[str, int] = {}
 
     # -- values ------------------------------------------------------------------------------
@@ -104,9 +130,14 @@ class Trace:
         """The handle of ``tensor`` in this trace, or None if it is not one of its values."""
         return self._handle_of.get(id(tensor))
 
-    def add_input(self, tensor: Tensor, name: str | None = None) -> int:
-        """Make ``tensor`` a value that is fed on every replay."""
-        return self._add(tensor, INPUT, name or "input")
+    def add_input(self, tensor: Tensor, name: str | None = None,
+                  free_batch: bool = False) -> int:
+        """Make ``tensor`` a value that is fed on every replay; ``free_batch``: its leading
+        axis (of length :data:`STAND_IN`) takes any length then."""
+        h = self._add(tensor, INPUT, name or "input")
+        if free_batch:
+            self.batched.add(h)
+        return h
 
     def add_capture(self, tensor: Tensor, name: str | None = None) -> int:
         """``tensor``'s handle, registering it as a capture (its ``.data`` read at each replay)
@@ -144,7 +175,31 @@ class Trace:
         else:
             return
         outputs = outputs if function.multi_output else (outputs,)
-        self.add_node(OpNode(function), inputs, outputs, function.name)
+        batched = self.batched
+        if batched and type(function) is Reshape and handle_of.get(id(inputs[0])) in batched \
+                and function.shape[:1] == (STAND_IN,):
+            node = BatchReshapeNode(function)
+        else:
+            node = OpNode(function)
+        self.add_node(node, inputs, outputs, function.name)
+        if batched and any(h in batched for h in node.inputs):
+            for h, t in zip(node.outputs, outputs):  # a batch axis stays a batch axis
+                if t.data.ndim and t.data.shape[0] == STAND_IN:
+                    batched.add(h)
+            self._check_constants(node, inputs)
+
+    def _check_constants(self, node, inputs) -> None:
+        """Warn about a constant of the batch's stand-in length used with batched values: it
+        was computed in Python from stand-in values and will not follow the fed batch."""
+        for h, t in zip(node.inputs, inputs):
+            if (self.kind[h] == CAPTURE and h not in self.batched and not t.requires_grad
+                    and t.data.ndim and t.data.shape[0] == STAND_IN and h not in self._warned):
+                self._warned.add(h)
+                warnings.warn(
+                    f"{node.name}: an input of shape {tuple(t.shape)} is a constant computed "
+                    "while recording (not by an op: a dropout mask, a comparison, argmax?) "
+                    f"whose first axis has the batch's stand-in length {STAND_IN}; it keeps "
+                    "the stand-in's values and will not follow the fed batch", stacklevel=4)
 
     def add_node(self, node: Node, inputs, outputs, base_name: str) -> Node:
         """Append ``node``, reading the Tensors ``inputs`` (registered as captures when they

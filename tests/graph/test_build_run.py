@@ -8,7 +8,7 @@ import pytest
 import chainrule as cr
 import chainrule.graph as tf
 from chainrule import functional as F
-from chainrule import layers
+from chainrule import layers, models
 
 
 @pytest.fixture(autouse=True)
@@ -369,3 +369,33 @@ def test_session_doctest_passes():
 
     result = doctest.testmod(session)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_cnn_with_flatten_takes_any_batch_size():
+    cr.manual_seed(0)
+    model = models.Sequential([layers.Conv2D(4, 3, activation="relu"), layers.MaxPooling2D(2),
+                               layers.Flatten(), layers.Dense(3)])
+    with tf.Graph() as g:
+        x = tf.placeholder((None, 1, 8, 8))
+        out = model(x)  # Flatten reshapes to (batch, -1): it follows the fed batch
+        grads = tf.gradients(cr.mean(out ** 2), model.parameters())
+    sess = tf.Session(g)
+    for n in (3, 1, 5):
+        xs = np.random.default_rng(n).normal(size=(n, 1, 8, 8)).astype(np.float32)
+        got, *got_grads = sess.run([out] + grads, {x: xs})
+        for p in model.parameters():
+            p.grad = None
+        expected = model(cr.tensor(xs))
+        cr.mean(expected ** 2).backward()
+        np.testing.assert_array_equal(got, expected.data)
+        for a, p in zip(got_grads, model.parameters()):
+            np.testing.assert_array_equal(a, p.grad.data)
+
+
+def test_dropout_mask_is_a_build_time_constant_and_warns():
+    with tf.Graph() as g:
+        x = tf.placeholder((None, 4))
+        with pytest.warns(UserWarning, match=r"Mul: an input of shape \(2, 4\) is a constant"):
+            y = layers.Dropout(0.5)(x, training=True)
+    with pytest.raises(RuntimeError, match=r"Mul failed on inputs of shapes \(5, 4\), \(2, 4\)"):
+        tf.Session(g).run(y, {x: np.ones((5, 4))})

@@ -30,6 +30,16 @@ is a Trace whose inputs are the function's arguments::
     plan = trace.plan([trace.handle(out)], fed=handles)
     (y,) = plan.run(dict(zip(handles, new_arrays)))
 
+A free batch axis: an input added with ``free_batch=True`` holds a stand-in whose leading axis
+has length :data:`STAND_IN`, and every recorded result of batched values whose leading axis has
+that length is batched too. A Reshape of a batched value to ``(STAND_IN, ...)`` (``Flatten``'s
+``x.reshape(x.shape[0], -1)``) is kept as a :class:`BatchReshapeNode`, which takes each
+replay's batch size; a constant of that leading length used with batched values is warned
+about, since it was computed from stand-ins.
+
+A replay keeps what the ops save (masks, softmax probabilities) on the recorded Function
+instances, so one trace must not be replayed by two threads at once.
+
 What a trace cannot see: Python that reads values (an ``if`` on a tensor, ``.item()``,
 ``.numpy()``, ``x.shape[0]``) runs once, during recording, and its result is a constant of the
 trace; so are results of functions that are not ops (comparisons, ``argmax``, masks drawn by

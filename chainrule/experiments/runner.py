@@ -72,6 +72,10 @@ UNDECIDED_WAIT = 5.0
 #: Trial user attribute that says how a run ended: "ok", "failed", "pruned" or "interrupted".
 STATUS = "status"
 
+#: Trial user attribute of the trials whose spec was enqueued (drawn in advance, a grid point
+#: handed out again, a lost run redone), as opposed to drawn by the sampler when created.
+ENQUEUED = "enqueued"
+
 #: The statuses of a run that ended and is not run again.
 FINISHED = ("ok", "failed", "pruned")
 
@@ -219,18 +223,34 @@ class Study:
             _run_processes(self, workers, threads)
         return self.results()
 
-    def _enqueue_random_draws(self, optuna_study) -> None:
-        """A new study with a RandomSampler: draw its ``n_trials`` specs now, in this process,
-        with that sampler, and enqueue them. Workers then run exactly the draws one worker
-        would (each worker's copy of a seeded sampler would draw the same specs again)."""
+    def draws_in_advance(self) -> bool:
+        """Whether the specs are drawn when the study starts (a RandomSampler's space): then
+        only enqueued trials run, and a trial the sampler makes when none is left is surplus."""
         optuna = import_optuna()
-        if (self.grid is not None or optuna_study.get_trials(deepcopy=False)
-                or not isinstance(self.sampler or optuna.samplers.RandomSampler(),
-                                  optuna.samplers.RandomSampler)):
+        return self.grid is None and isinstance(self.sampler or optuna.samplers.RandomSampler(),
+                                                optuna.samplers.RandomSampler)
+
+    def _enqueue_random_draws(self, optuna_study) -> None:
+        """A study with a RandomSampler: draw its ``n_trials`` specs now, in this process,
+        with that sampler, and enqueue those that no trial holds yet (all of them in a new
+        study). Workers then run exactly the draws one worker would (each worker's copy of a
+        seeded sampler would draw the same specs again)."""
+        optuna = import_optuna()
+        if not self.draws_in_advance():
             return
+        held = [trial for trial in optuna_study.get_trials(deepcopy=False)
+                if trial.user_attrs.get(STATUS) in FINISHED or _is_active(trial)
+                or trial.state.name == "WAITING"]
+        missing = self.n_trials - len(held)
+        if missing <= 0:
+            return
+        known = {_key(self.intended_params(trial) or trial.params) for trial in held}
         draws = optuna.create_study(sampler=self.sampler or optuna.samplers.RandomSampler(0))
         for _ in range(self.n_trials):
-            optuna_study.enqueue_trial(draws.ask(self.space).params)
+            params = draws.ask(self.space).params
+            if _key(params) not in known and missing > 0:
+                optuna_study.enqueue_trial(params, user_attrs={ENQUEUED: True})
+                missing -= 1
 
     def _storage_text(self) -> str:
         return str(self.storage_spec or self.directory / "study.journal")
@@ -367,6 +387,9 @@ def _work(study: Study, threads: int, worker: int = 0) -> None:
                 return
             if study.grid is not None and len(trials) >= study.n_trials:
                 _enqueue_missing(optuna_study, pending, trials)
+            if study.draws_in_advance() and not any(t.state.name == "WAITING" for t in trials):
+                return  # the other workers run the last specs
+
             optuna_study.optimize(lambda trial: _objective(study, trial), n_trials=1,
                                   catch=(_RunFailed,))
 
@@ -378,7 +401,7 @@ def _enqueue_missing(optuna_study, points: list, trials) -> None:
                if t.state.name == "WAITING"}
     for point in points:
         if _key(point) not in waiting:
-            optuna_study.enqueue_trial(point)
+            optuna_study.enqueue_trial(point, user_attrs={ENQUEUED: True})
 
 
 class _RunFailed(Exception):
@@ -448,6 +471,13 @@ def _objective(study: Study, trial) -> float:
     for key, value in (("host", socket.gethostname()), ("pid", os.getpid()),
                        ("heartbeat", time.time()), (STATUS, "running")):
         trial.set_user_attr(key, value)
+    if study.draws_in_advance() and not trial.user_attrs.get(ENQUEUED):
+        # two workers raced for the last enqueued spec; the loser's trial was drawn afresh
+        trial.set_user_attr(STATUS, "surplus")
+        raise optuna.TrialPruned("every spec of this study was drawn in advance")
+    if study.grid is None and _earlier_runs(trial) >= study.n_trials:
+        trial.set_user_attr(STATUS, "surplus")  # workers raced for the last draw
+        raise optuna.TrialPruned("the study's n_trials are taken by earlier trials")
     params = study.next_params(trial)
     if study.grid is not None and _is_duplicate(study, trial, params):
         trial.set_user_attr(STATUS, "surplus")
@@ -471,7 +501,8 @@ def _objective(study: Study, trial) -> float:
         raise _RunFailed(str(error)) from error
     except BaseException:  # Ctrl-C: the run is redone on --resume
         trial.set_user_attr(STATUS, "interrupted")
-        study.optuna_study().enqueue_trial(params, user_attrs={"redo_of": trial.number})
+        study.optuna_study().enqueue_trial(params, user_attrs={"redo_of": trial.number,
+                                                               ENQUEUED: True})
         raise
     finally:
         _Running.trial = None
@@ -552,6 +583,13 @@ def _is_duplicate(study: Study, trial, params: dict) -> bool:
         time.sleep(0.02)
 
 
+def _earlier_runs(trial) -> int:
+    """How many trials numbered before ``trial`` ended or are running (lower numbers win)."""
+    return sum(1 for other in trial.study.get_trials(deepcopy=False)
+               if other.number < trial.number
+               and (other.user_attrs.get(STATUS) in FINISHED or _is_active(other)))
+
+
 def _is_active(trial) -> bool:
     """A RUNNING trial that is not a pruned surplus and whose worker is alive."""
     return (trial.state.name == "RUNNING"
@@ -598,7 +636,8 @@ def reclaim_interrupted(optuna_study) -> int:
         except Exception:  # another worker ended it first
             continue
         if finished and trial.params:
-            optuna_study.enqueue_trial(trial.params, user_attrs={"redo_of": trial.number})
+            optuna_study.enqueue_trial(trial.params, user_attrs={"redo_of": trial.number,
+                                                                 ENQUEUED: True})
             count += 1
     return count
 

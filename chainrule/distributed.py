@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -198,10 +199,12 @@ def _install_abort_hook(comm: MPICommunicator) -> None:
     previous = sys.excepthook
 
     def abort_job(kind, error, trace):
-        sys.stderr.write(f"chainrule.distributed: rank {comm.rank} of {comm.size} failed; "
-                         f"aborting the job\n")
+        sys.stderr.write(f"chainrule.distributed: rank {comm.rank} of {comm.size} failed "
+                         f"({kind.__name__}: {error}); aborting the job\n")
+        sys.stderr.flush()
         previous(kind, error, trace)
         sys.stderr.flush()
+        time.sleep(0.5)  # let the launcher forward the traceback before the job is killed
         comm.abort(1)
 
     sys.excepthook = abort_job

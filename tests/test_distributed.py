@@ -11,7 +11,7 @@ import pytest
 import chainrule
 from chainrule import distributed, losses
 from chainrule.data import ArrayDataset, DataLoader
-from chainrule.layers import Dense
+from chainrule.layers import Dense, Flatten
 from chainrule.models import Input, Sequential
 from chainrule.optimizers import SGD
 
@@ -115,3 +115,19 @@ def test_missing_mpi_names_the_extra(monkeypatch):
 def test_fit_refuses_a_distributed_that_is_not_a_communicator():
     with pytest.raises(TypeError, match="distributed must be True, False or a"):
         model().fit(*data(), verbose=0, distributed="mpi")
+
+
+def test_a_model_built_in_the_fit_of_a_rank_whose_first_shard_is_empty(monkeypatch):
+    # rank 1 of 2 at a batch of 1 sample holds nothing of "batch" [0]: the model is built from
+    # sample 0 itself, not from the rank's share of it
+    from chainrule.models.fit_state import FitState
+
+    chainrule.manual_seed(0)
+    net = Sequential([Flatten(), Dense(2)])  # built lazily; Flatten cannot take 0 samples
+    net.compile(optimizer=SGD(0.1), loss=losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = data(8)
+    x = x.reshape(8, 2, 2)
+    loader = distributed.shard_loader(DataLoader(ArrayDataset(x, y), batch_size=4),
+                                      FakeComm(1, 2))
+    FitState(net, loader, history=None)._ready_to_load()
+    assert net.built and net.optimizer.built

@@ -219,7 +219,7 @@ class FitState:
         the metrics' kinds, from one training sample: the saved state then has somewhere to
         go. Runs the model once in evaluation mode, drawing no random numbers."""
         model = self.model
-        x, y = split_batch(next(self.loader.batches(np.array([0]))), "fit")
+        x, y = split_batch(self.loader.fetch(np.array([0])), "fit")  # sample 0, any rank
         y_pred = model.predict_on_batch(x)  # (a transform's draws are overwritten after this)
         model.optimizer.build(model.parameters())
         if model.compiled_metrics is None and y is not None:

@@ -131,3 +131,25 @@ def test_a_model_built_in_the_fit_of_a_rank_whose_first_shard_is_empty(monkeypat
                                       FakeComm(1, 2))
     FitState(net, loader, history=None)._ready_to_load()
     assert net.built and net.optimizer.built
+
+
+class TwoRanks(distributed.Communicator):
+    """Rank 0 of 2 whose partner's gradient is ``other`` (its sample weight 1, as ours)."""
+
+    rank, size = 0, 2
+
+    def __init__(self, other):
+        self.other = np.asarray(other, np.float32)
+
+    def allreduce_sum_(self, buffer):
+        buffer += buffer if buffer.size == 1 else self.other  # weights: 1 + 1
+        return buffer
+
+
+def test_clipping_sees_the_averaged_gradient():
+    param = chainrule.tensor(np.zeros(2, np.float32), requires_grad=True)
+    optimizer = distributed.DistributedOptimizer(SGD([param], learning_rate=1.0, clipnorm=1.0),
+                                                 TwoRanks([0.0, 0.0]))
+    param.grad = chainrule.tensor(np.array([4.0, 0.0], np.float32))
+    optimizer.step()  # mean (2, 0), clipped to norm 1: (1, 0); clipping first would give 0.5
+    np.testing.assert_allclose(param.data, [-1.0, 0.0])

@@ -114,7 +114,7 @@ def main(kind: str, out: str) -> None:
         return
     optimizer, batch_norm = kind.split("-")
     net = model(optimizer, batch_norm == "bn", seed=100 + comm.rank)  # broadcast must fix this
-    history = net.fit(x, y, batch_size=8, epochs=2, verbose=0, seed=3, distributed=True,
+    history = net.fit(x, y, batch_size=8, epochs=4, verbose=0, seed=3, distributed=True,
                       validation_data=data(20, seed=1))
     weights = [w.tolist() for w in net.get_weights()]
     every_rank = comm.allgather(weights)

@@ -40,13 +40,13 @@ def test_two_ranks_hold_the_same_weights_and_match_one_process_at_twice_the_batc
     assert result.returncode == 0, result.stderr
     got = json.loads(out.read_text())
     assert got["size"] == 2 and got["same_on_every_rank"]
-    assert got["steps"] == 2 * 5  # 80 samples, global batches of 16
+    assert got["steps"] == 4 * 5  # 20 steps: 80 samples, global batches of 16
     optimizer, batch_norm = kind.split("-")
     if batch_norm == "bn":
         return  # each rank normalises its own 8 samples: one process at 16 differs (docs)
     alone = mpi_job.model(optimizer, False, seed=100)
     x, y = mpi_job.data()
-    history = alone.fit(x, y, batch_size=16, epochs=2, verbose=0, seed=3,
+    history = alone.fit(x, y, batch_size=16, epochs=4, verbose=0, seed=3,
                         validation_data=mpi_job.data(20, seed=1))
     for mine, theirs in zip(alone.get_weights(), got["weights"]):
         np.testing.assert_allclose(mine, np.array(theirs), rtol=1e-12, atol=1e-12)

@@ -6,28 +6,18 @@ import csv
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from chainrule import commands
 from chainrule.cli import build_parser, main
-from chainrule.datasets import _common, fashion_mnist
+from tests.data_helpers import needs_fashion_mnist
 
 RUN_FILES = {"config.json", "history.csv", "summary.json", "curves.png", "confusion.png",
              "model.npz"}
 
 
-def _has_fashion_mnist() -> bool:
-    folders = [_common.cache_dir(fashion_mnist.NAME), *map(Path, fashion_mnist.SYSTEM_DIRS)]
-    return any(all((folder / name).is_file() for name in fashion_mnist.MD5)
-               for folder in folders)
-
-
-needs_fashion_mnist = pytest.mark.skipif(
-    not _has_fashion_mnist(),
-    reason="Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist (make data)")
 
 
 @needs_fashion_mnist

@@ -15,6 +15,7 @@ from chainrule import callbacks, distributed, losses
 from chainrule.layers import BatchNormalization, Dense
 from chainrule.models import Input, Sequential
 from chainrule.optimizers import SGD, Adam
+from tests.models.helpers import KillAt, Killed
 
 
 def data(n=80, seed=0):
@@ -55,21 +56,6 @@ class Fail(callbacks.Callback):
             if self.how == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError("rank 1 fails on purpose")
-
-
-class Killed(Exception):
-    """Stands for a kill of the whole job."""
-
-
-class KillAt(callbacks.Callback):
-    def __init__(self, at):
-        super().__init__()
-        self.at, self.seen = at, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen == self.at:
-            raise Killed()
 
 
 def resume(out: str) -> None:

@@ -10,23 +10,14 @@ import numpy as np
 import pytest
 
 from chainrule import cli
-from chainrule.datasets import fashion_mnist
 from chainrule.experiments import ensembles
 from chainrule.experiments.ensembles import auroc, average_ranks, entropy
+from tests.data_helpers import needs_fashion_mnist  # noqa: E402
 
 roc_auc_score = pytest.importorskip("sklearn.metrics").roc_auc_score
 
 
-def _have_fashion_mnist() -> bool:
-    try:
-        fashion_mnist.load_data()
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-needs_data = pytest.mark.skipif(not _have_fashion_mnist(),
-                                reason="Fashion-MNIST is not installed (make data)")
+needs_data = needs_fashion_mnist
 
 #: 256 samples in batches of 128 for 3 epochs: 6 steps, enough for the 5 snapshot cycles;
 #: scored on 2,000 test and 2,000 noise images.

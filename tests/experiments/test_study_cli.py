@@ -10,20 +10,10 @@ pytest.importorskip("optuna")
 
 from chainrule import cli  # noqa: E402
 from chainrule.commands_study import _options  # noqa: E402
-from chainrule.datasets import fashion_mnist  # noqa: E402
 from chainrule.experiments.shift_scale import study as study_module  # noqa: E402
+from tests.data_helpers import needs_fashion_mnist  # noqa: E402
 
-
-def _have_fashion_mnist() -> bool:
-    try:
-        fashion_mnist.load_data()
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-needs_data = pytest.mark.skipif(not _have_fashion_mnist(),
-                                reason="Fashion-MNIST is not installed (make data)")
+needs_data = needs_fashion_mnist
 
 TINY = ["--arch", "mlp", "--variants", "none", "shift-layer+scale-layer", "--lr", "0.05",
         "--seeds", "1", "--epochs", "2", "--limit", "256", "--val-size", "200",

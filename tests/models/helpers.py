@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from chainrule.callbacks import Callback
 from chainrule.layers import Dense
 from chainrule.losses import SparseCategoricalCrossentropy
 from chainrule.models import Sequential
@@ -27,3 +28,20 @@ def mlp(features=4, classes=3, hidden=16, compile_=True, optimizer=None, **layer
         model.compile(optimizer=optimizer or Adam(learning_rate=0.01),
                       loss=SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     return model
+
+
+class Killed(Exception):
+    """Stands for a kill -9: fit ends at once, with nothing more saved."""
+
+
+class KillAt(Callback):
+    """Raise :class:`Killed` at the end of global training step ``at`` (counted from 1)."""
+
+    def __init__(self, at: int):
+        super().__init__()
+        self.at, self.seen = at, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.at:
+            raise Killed(f"killed after step {self.at}")

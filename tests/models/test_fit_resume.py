@@ -12,23 +12,7 @@ from chainrule.data.transforms import RandomFlip
 from chainrule.layers import BatchNormalization, Dense, Dropout
 from chainrule.models import Input, Sequential
 from chainrule.optimizers import Adam
-
-
-class Killed(Exception):
-    """Stands for a kill -9: fit ends at once, with nothing more saved."""
-
-
-class KillAt(callbacks.Callback):
-    """Raise at the end of global training step ``at`` (counted from 1)."""
-
-    def __init__(self, at: int):
-        super().__init__()
-        self.at, self.seen = at, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen == self.at:
-            raise Killed(f"killed after step {self.at}")
+from tests.models.helpers import KillAt, Killed
 
 
 def data(n=72, seed=0):

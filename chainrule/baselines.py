@@ -190,7 +190,7 @@ def train_network(name, x_train, y_train, epochs: int, seed: int, num_classes: i
     import chainrule
     from chainrule import zoo
     from chainrule.callbacks import LearningRateScheduler
-    from chainrule.commands import halving_schedule
+    from chainrule.optimizers.schedules import halving_schedule
 
     chainrule.manual_seed(seed)
     model = zoo.build(name, x_train.shape[1:], num_classes)

@@ -38,6 +38,7 @@ from chainrule.callbacks import BackupAndRestore, Callback, LearningRateSchedule
 from chainrule.cli import command, fraction, non_negative_int, positive_float, positive_int
 from chainrule.io import atomic_write, write_json
 from chainrule.metrics import ConfusionMatrix, SparseCategoricalAccuracy
+from chainrule.optimizers.schedules import halving_schedule
 
 # -- data sets ------------------------------------------------------------------------------------
 
@@ -113,17 +114,6 @@ RUN_FILES = ("config.json", "history.csv", "summary.json", "curves.png", "confus
 
 
 # -- learning-rate schedules ----------------------------------------------------------------------
-
-
-def halving_schedule(base_lr: float, epochs: int):
-    """``base_lr`` for the first half of the epochs, then halved every epoch:
-    lr(e) = base_lr · 0.5^max(0, e − ⌊E/2⌋ + 1). Fine convergence at the end, for free."""
-    start = epochs // 2
-
-    def schedule(epoch: int) -> float:
-        return base_lr * 0.5 ** max(0, epoch - start + 1)
-
-    return schedule
 
 
 LR_SCHEDULES = {"constant": None, "halve": halving_schedule}

@@ -81,12 +81,6 @@ def test_defaults_are_the_main_job():
     assert args.lr == 1e-3 and args.limit is None and args.lr_schedule == "halve"
 
 
-def test_halving_schedule_keeps_the_rate_for_half_the_epochs_then_halves_it():
-    schedule = commands.halving_schedule(1e-3, epochs=10)
-    assert [schedule(e) / 1e-3 for e in range(10)] == [1, 1, 1, 1, 1, 0.5, 0.25, 0.125,
-                                                       0.0625, 0.03125]
-
-
 def test_summary_of_the_default_cnn(capsys):
     assert main(["summary"]) == 0
     table = capsys.readouterr().out

@@ -145,3 +145,9 @@ def _looked_up(get, layer: str, name: str, value):
         return get(value)
     except (ValueError, TypeError) as error:
         raise type(error)(f"{layer}: {name}={value!r}: {error}") from None
+
+
+def serialize_or_none(module, value):
+    """``module.serialize(value)`` for a layer's config, or None when the option is unset (a
+    regularizer, an initializer...): the one spelling of it for every layer's get_config."""
+    return None if value is None else module.serialize(value)

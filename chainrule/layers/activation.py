@@ -6,7 +6,6 @@ from chainrule import activations, initializers, regularizers
 from chainrule import functional as F
 from chainrule.layers import _checks as check
 from chainrule.layers.base import InputSpec, _SameShapeLayer
-from chainrule.layers.core import _serialize_or_none
 
 
 class Activation(_SameShapeLayer):
@@ -84,7 +83,7 @@ class PReLU(_SameShapeLayer):
         return {
             **super().get_config(),
             "alpha_initializer": initializers.serialize(self.alpha_initializer),
-            "alpha_regularizer": _serialize_or_none(regularizers, self.alpha_regularizer),
+            "alpha_regularizer": check.serialize_or_none(regularizers, self.alpha_regularizer),
         }
 
 

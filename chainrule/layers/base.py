@@ -507,6 +507,66 @@ class Layer(metaclass=_LayerType):
             return Tensor(np.zeros((), dtype=dtype))
         return total
 
+    # -- devices ----------------------------------------------------------------------------
+
+    @property
+    def device(self) -> str:
+        """``"cpu"`` or ``"cuda"``: where this layer's weights are (``"cpu"`` when it has none).
+
+        Raises RuntimeError when the weights are split between devices.
+        """
+        where = {}
+        for name, weight in self.named_weights():
+            where.setdefault(backend.device_of(weight.data), name)
+        if len(where) > 1:
+            detail = ", ".join(f"'{name}' on {device}" for device, name in where.items())
+            raise RuntimeError(f"layer '{self.name}' has weights on several devices ({detail}); "
+                               "move it with .to(device)")
+        return next(iter(where), "cpu")
+
+    def to(self, device) -> Layer:
+        """Move every weight (trainable or not), its gradient, and the optimizer state of
+        those weights (a compiled model's ``optimizer``) to ``device``; returns ``self``.
+
+        ``device`` is ``"cpu"``, ``"cuda"``, ``"cuda:0"`` or ``"gpu"``. The weights keep their
+        identity (their ``.data`` is replaced), so an optimizer made earlier still updates
+        them. Without a usable GPU, ``to("cuda")`` raises RuntimeError naming the ``[gpu]``
+        extra, and nothing moves. Layers that make their weights on the first call must be
+        built first (weights are made on the CPU).
+
+        >>> Dense(2, input_shape=(3,)).to("cpu").device
+        'cpu'
+        """
+        device = backend.normalize_device(device)
+        pending = [layer.name for layer in self.modules()
+                   if not layer.built and type(layer).build is not Layer.build
+                   and not layer._children]
+        if pending:
+            names = ", ".join(f"'{name}'" for name in pending)
+            raise ValueError(
+                f"layer '{self.name}'.to('{device}'): layers {names} are not built yet, so "
+                "their weights would be made on the CPU later; build the model first (pass "
+                "input_shape=/Input(...), call model.build(...) or call it once on a batch)")
+        weights = self.weights
+        optimizer_state = getattr(self.__dict__.get("optimizer"), "state", None)
+        slots = [(w, "data") for w in weights]
+        slots += [(w.grad, "data") for w in weights if w.grad is not None]
+        if isinstance(optimizer_state, dict):
+            slots += [(state, key) for w in weights for state in [optimizer_state.get(w)]
+                      if isinstance(state, dict) for key, value in state.items()
+                      if backend.is_array(value)]
+        moved = []  # every copy is made before anything changes: a failure moves nothing
+        for owner, key in slots:
+            array = owner[key] if isinstance(owner, dict) else owner.data
+            if backend.device_of(array) != device:
+                moved.append((owner, key, backend.to_device(array, device)))
+        for owner, key, array in moved:
+            if isinstance(owner, dict):
+                owner[key] = array
+            else:
+                owner.data = array
+        return self
+
     # -- saving and loading -----------------------------------------------------------------
 
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -17,7 +17,6 @@ from chainrule import activations, config, initializers, regularizers
 from chainrule import functional as F
 from chainrule.layers import _checks as check
 from chainrule.layers.base import InputSpec, Layer
-from chainrule.layers.core import _serialize_or_none
 from chainrule.ops import nn_conv
 
 
@@ -245,8 +244,8 @@ class _Conv(Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": _serialize_or_none(regularizers, self.kernel_regularizer),
-            "bias_regularizer": _serialize_or_none(regularizers, self.bias_regularizer),
+            "kernel_regularizer": check.serialize_or_none(regularizers, self.kernel_regularizer),
+            "bias_regularizer": check.serialize_or_none(regularizers, self.bias_regularizer),
             "data_format": self.data_format,
         }
 

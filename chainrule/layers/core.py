@@ -10,10 +10,6 @@ from chainrule.layers import _checks as check
 from chainrule.layers.base import InputSpec, Layer
 
 
-def _serialize_or_none(module, value):
-    return None if value is None else module.serialize(value)
-
-
 class Dense(Layer):
     """Fully connected layer: y = activation(x · kernel + bias), over the last axis of x.
 
@@ -82,8 +78,8 @@ class Dense(Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": _serialize_or_none(regularizers, self.kernel_regularizer),
-            "bias_regularizer": _serialize_or_none(regularizers, self.bias_regularizer),
+            "kernel_regularizer": check.serialize_or_none(regularizers, self.kernel_regularizer),
+            "bias_regularizer": check.serialize_or_none(regularizers, self.bias_regularizer),
         }
 
 
@@ -150,8 +146,8 @@ class Maxout(Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": _serialize_or_none(regularizers, self.kernel_regularizer),
-            "bias_regularizer": _serialize_or_none(regularizers, self.bias_regularizer),
+            "kernel_regularizer": check.serialize_or_none(regularizers, self.kernel_regularizer),
+            "bias_regularizer": check.serialize_or_none(regularizers, self.bias_regularizer),
         }
 
 

@@ -6,7 +6,6 @@ from chainrule import functional as F
 from chainrule import initializers, regularizers
 from chainrule.layers import _checks as check
 from chainrule.layers.base import Layer
-from chainrule.layers.core import _serialize_or_none
 
 
 class Embedding(Layer):
@@ -57,6 +56,6 @@ class Embedding(Layer):
             "input_dim": self.input_dim,
             "output_dim": self.output_dim,
             "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
-            "embeddings_regularizer": _serialize_or_none(regularizers,
+            "embeddings_regularizer": check.serialize_or_none(regularizers,
                                                          self.embeddings_regularizer),
         }

@@ -12,7 +12,6 @@ from chainrule import config, initializers, regularizers
 from chainrule import functional as F
 from chainrule.layers import _checks as check
 from chainrule.layers.base import InputSpec, _SameShapeLayer
-from chainrule.layers.core import _serialize_or_none
 
 
 class BatchNormalization(_SameShapeLayer):
@@ -108,8 +107,8 @@ class BatchNormalization(_SameShapeLayer):
             "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
             "moving_variance_initializer":
                 initializers.serialize(self.moving_variance_initializer),
-            "beta_regularizer": _serialize_or_none(regularizers, self.beta_regularizer),
-            "gamma_regularizer": _serialize_or_none(regularizers, self.gamma_regularizer),
+            "beta_regularizer": check.serialize_or_none(regularizers, self.beta_regularizer),
+            "gamma_regularizer": check.serialize_or_none(regularizers, self.gamma_regularizer),
         }
 
 
@@ -165,7 +164,7 @@ class _LearnedConstant(_SameShapeLayer):
             **super().get_config(),
             "mode": self.mode,
             "initializer": initializers.serialize(self.initializer),
-            "regularizer": _serialize_or_none(regularizers, self.regularizer),
+            "regularizer": check.serialize_or_none(regularizers, self.regularizer),
         }
 
 

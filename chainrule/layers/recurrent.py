@@ -46,10 +46,6 @@ from chainrule.ops.shape import concat
 from chainrule.tensor import Tensor
 
 
-def _serialize_or_none(module, value):
-    return None if value is None else module.serialize(value)
-
-
 def _activation_name(function) -> str | None:
     """The built-in name of an activation function ("tanh"), or None for one of one's own."""
     try:
@@ -195,10 +191,10 @@ class _Recurrent(Layer):
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": _serialize_or_none(regularizers, self.kernel_regularizer),
-            "recurrent_regularizer": _serialize_or_none(regularizers,
+            "kernel_regularizer": check.serialize_or_none(regularizers, self.kernel_regularizer),
+            "recurrent_regularizer": check.serialize_or_none(regularizers,
                                                         self.recurrent_regularizer),
-            "bias_regularizer": _serialize_or_none(regularizers, self.bias_regularizer),
+            "bias_regularizer": check.serialize_or_none(regularizers, self.bias_regularizer),
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
             "go_backwards": self.go_backwards,

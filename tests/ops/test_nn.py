@@ -11,7 +11,7 @@ import pytest
 
 import chainrule as cr
 from chainrule import functional as F
-from chainrule.ops.nn import erf_array, scatter_add_rows
+from chainrule.ops.nn import scatter_add_rows
 from tests.torch_helpers import require_torch
 
 torch = require_torch()
@@ -143,21 +143,6 @@ def test_fused_activation_matches_its_composite(name, composite, rng, float64):
         results.append((y.numpy(), xt.grad.numpy()))
     for a, c in zip(*results):
         np.testing.assert_allclose(a, c, rtol=1e-10, atol=1e-12)
-
-
-def test_erf_is_accurate_in_float64_and_float32():
-    x = np.concatenate([np.linspace(-7, 7, 20001), [0.0, 1.0, -1.0, 6.0, -6.0, 1e-300, -1e-8]])
-    expected = np.array([math.erf(v) for v in x])
-    got = erf_array(x)
-    assert got.dtype == np.float64
-    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-300)
-    got32 = erf_array(x.astype(np.float32))
-    assert got32.dtype == np.float32
-    expected32 = np.array([math.erf(v) for v in x.astype(np.float32).astype(np.float64)])
-    np.testing.assert_allclose(got32, expected32, rtol=1e-6, atol=1e-37)
-    special = erf_array(np.array([np.inf, -np.inf, np.nan, 30.0]))
-    np.testing.assert_array_equal(special[:2], [1.0, -1.0])
-    assert np.isnan(special[2]) and special[3] == 1.0
 
 
 def test_gelu_tanh_differs_from_exact_gelu(rng):

@@ -164,3 +164,11 @@ def test_subclasses_are_registered_for_deserialize():
 def test_invalid_schedules_are_refused(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_halving_schedule_keeps_the_rate_for_half_the_epochs_then_halves_it():
+    from chainrule.optimizers.schedules import halving_schedule
+
+    schedule = halving_schedule(1e-3, epochs=10)
+    assert [schedule(e) / 1e-3 for e in range(10)] == [1, 1, 1, 1, 1, 0.5, 0.25, 0.125,
+                                                       0.0625, 0.03125]

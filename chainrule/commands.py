@@ -50,14 +50,20 @@ class ImageDataset:
     module: str  # the chainrule.datasets module
     image_shape: tuple  # (channels, height, width)
     max_pixel: float  # pixels are divided by this, to lie in [0, 1]
-    class_names: tuple
+
+    @property
+    def class_names(self) -> tuple:
+        """The classes' names, from the dataset module (its ``CLASS_NAMES``; digits 0-9)."""
+        return getattr(self._module(), "CLASS_NAMES", tuple(str(i) for i in range(10)))
+
+    def _module(self):
+        import importlib
+
+        return importlib.import_module(f"chainrule.datasets.{self.module}")
 
     def load(self):
         """``(x_train, y_train), (x_test, y_test)``: uint8 NCHW images and int64 labels."""
-        import importlib
-
-        module = importlib.import_module(f"chainrule.datasets.{self.module}")
-        (x_train, y_train), (x_test, y_test) = module.load_data()
+        (x_train, y_train), (x_test, y_test) = self._module().load_data()
         return ((x_train.reshape((-1, *self.image_shape)), _labels(y_train)),
                 (x_test.reshape((-1, *self.image_shape)), _labels(y_test)))
 
@@ -66,18 +72,12 @@ def _labels(y) -> np.ndarray:
     return np.asarray(y).reshape(-1).astype(np.int64)
 
 
-_DIGIT_NAMES = tuple(str(i) for i in range(10))
-
 DATASETS = {
-    "fashion-mnist": ImageDataset("fashion_mnist", (1, 28, 28), 255.0, (
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")),
-    "mnist": ImageDataset("mnist", (1, 28, 28), 255.0, _DIGIT_NAMES),
-    "cifar10": ImageDataset("cifar10", (3, 32, 32), 255.0, (
-        "airplane", "automobile", "bird", "cat", "deer",
-        "dog", "frog", "horse", "ship", "truck")),
-    "digits": ImageDataset("digits", (1, 8, 8), 16.0, _DIGIT_NAMES),
-}  # fmt: skip
+    "fashion-mnist": ImageDataset("fashion_mnist", (1, 28, 28), 255.0),
+    "mnist": ImageDataset("mnist", (1, 28, 28), 255.0),
+    "cifar10": ImageDataset("cifar10", (3, 32, 32), 255.0),
+    "digits": ImageDataset("digits", (1, 8, 8), 16.0),
+}
 
 
 def prepare_inputs(images: np.ndarray, max_pixel: float, input_shape) -> np.ndarray:

@@ -6,6 +6,9 @@ import numpy as np
 
 from ._common import missing_extra
 
+#: The classes' names, by label: the digits.
+CLASS_NAMES = tuple(str(digit) for digit in range(10))
+
 
 def load_data(test_size: float | int = 0.2, seed: int | None = 0):
     """Load the digits as ``(x_train, y_train), (x_test, y_test)``.

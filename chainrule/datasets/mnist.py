@@ -7,6 +7,8 @@ import os
 from ._idx import load_mnist_style
 
 #: Folder name under the user cache.
+#: The classes' names, by label: the digits.
+CLASS_NAMES = tuple(str(digit) for digit in range(10))
 NAME = "mnist"
 
 #: System-wide folders searched after the user cache (Debian-style locations; Debian has no

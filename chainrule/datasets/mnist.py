@@ -6,9 +6,10 @@ import os
 
 from ._idx import load_mnist_style
 
-#: Folder name under the user cache.
 #: The classes' names, by label: the digits.
 CLASS_NAMES = tuple(str(digit) for digit in range(10))
+
+#: Folder name under the user cache.
 NAME = "mnist"
 
 #: System-wide folders searched after the user cache (Debian-style locations; Debian has no

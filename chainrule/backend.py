@@ -66,6 +66,44 @@ def normalize_device(device) -> str:
     raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
 
 
+def require_cuda():
+    """The cupy module, or a RuntimeError saying how to get a usable GPU."""
+    cupy = _import_cupy()
+    if cupy is None:
+        raise RuntimeError(
+            "device 'cuda' is not available: install the [gpu] extra "
+            "(pip install chainrule[gpu]) on a machine with an NVIDIA GPU and driver"
+        )
+    return cupy
+
+
+def is_array(value) -> bool:
+    """Whether ``value`` is a NumPy array or (once CUDA is in use) a CuPy array."""
+    return isinstance(value, np.ndarray) or (
+        _cupy is not None and isinstance(value, _cupy.ndarray))
+
+
+def synchronize(device="cuda") -> None:
+    """Wait until the GPU has finished the work queued so far (a no-op on the CPU, and when
+    CUDA was never used). Timings of GPU work must call it before reading the clock."""
+    if normalize_device(device) == "cuda" and _cupy is not None:
+        _cupy.cuda.Device().synchronize()
+
+
+def describe_device(device="cuda") -> str:
+    """One line naming the device: ``"cpu"``, or the GPU's name, memory and CUDA versions."""
+    if normalize_device(device) == "cpu":
+        return "cpu"
+    cupy = require_cuda()
+    runtime = cupy.cuda.runtime
+    index = cupy.cuda.Device().id
+    props = runtime.getDeviceProperties(index)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    memory = props["totalGlobalMem"] / 2**30
+    return (f"cuda:{index} {name}, {memory:.0f} GiB, CUDA runtime {runtime.runtimeGetVersion()}, "
+            f"driver {runtime.driverGetVersion()}, CuPy {cupy.__version__}")
+
+
 def to_device(array, device: str):
     """Copy ``array`` to ``device`` (a no-op when it is already there)."""
     device = normalize_device(device)
@@ -73,13 +111,7 @@ def to_device(array, device: str):
         if _cupy is not None and isinstance(array, _cupy.ndarray):
             return _cupy.asnumpy(array)
         return array
-    cupy = _import_cupy()
-    if cupy is None:
-        raise RuntimeError(
-            "device 'cuda' is not available: install the [gpu] extra "
-            "(pip install chainrule[gpu]) on a machine with an NVIDIA GPU and driver"
-        )
-    return cupy.asarray(array)
+    return require_cuda().asarray(array)
 
 
 def to_numpy(array) -> np.ndarray:

@@ -534,6 +534,7 @@ class Layer(metaclass=_LayerType):
         extra, and nothing moves. Layers that make their weights on the first call must be
         built first (weights are made on the CPU).
 
+        >>> from chainrule.layers import Dense
         >>> Dense(2, input_shape=(3,)).to("cpu").device
         'cpu'
         """

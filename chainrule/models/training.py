@@ -144,6 +144,39 @@ def split_batch(batch, what: str):
                      "(sample weights are not supported)")
 
 
+def to_device_of(model, *batch):
+    """The batch's arrays on ``model``'s device: one call per step, before the forward pass.
+
+    NumPy arrays go to the GPU when the model is there (CuPy arrays come back to the host when
+    it is not); lists, tuples and dicts of arrays (models of several inputs or outputs) are
+    moved item by item, and None stays None. Returns the one array when given one, else a
+    tuple. Free on the CPU: while CUDA has never been used no array can be on the GPU, and the
+    arrays are returned as they are, without looking at the model.
+
+    >>> import numpy as np
+    >>> from chainrule.layers import Dense
+    >>> x = np.ones((2, 3), np.float32)
+    >>> to_device_of(Dense(1, input_shape=(3,)), x) is x
+    True
+    """
+    if backend.mixing_devices_possible():
+        device = model.device
+        batch = tuple(_moved(value, device) for value in batch)
+    return batch[0] if len(batch) == 1 else batch
+
+
+def _moved(value, device: str):
+    if value is None:
+        return None
+    if isinstance(value, Tensor):
+        return value.to(device)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_moved(item, device) for item in value)
+    if isinstance(value, dict):
+        return {key: _moved(item, device) for key, item in value.items()}
+    return backend.to_device(value, device)
+
+
 # -- the validation split -------------------------------------------------------------------------
 
 

@@ -12,22 +12,31 @@ import numpy as np
 _cupy = None  # the cupy module once a CUDA device has been used
 _cuda_checked = False
 _cuda_available = False
+_cuda_problem = ""  # why CUDA is not available, once checked
 
 
 def _import_cupy():
     """Import CuPy and check that a GPU is really there (importing succeeds without one)."""
-    global _cupy, _cuda_checked, _cuda_available
+    global _cupy, _cuda_checked, _cuda_available, _cuda_problem
     if not _cuda_checked:
         _cuda_checked = True
         try:
             import cupy
-
+        except Exception as error:  # ImportError, or a broken installation
+            _cuda_available = False
+            _cuda_problem = f"CuPy cannot be imported ({type(error).__name__}: {error})"
+            return _cupy
+        try:
             _cuda_available = cupy.cuda.runtime.getDeviceCount() > 0
             if _cuda_available:
                 cupy.zeros(1)  # fails here, not later, if the driver or runtime is broken
                 _cupy = cupy
-        except Exception:  # ImportError, CUDARuntimeError, missing driver libraries...
+            else:
+                _cuda_problem = f"CuPy {cupy.__version__} sees no GPU"
+        except Exception as error:  # CUDARuntimeError, missing driver libraries...
             _cuda_available = False
+            _cuda_problem = (f"CuPy {getattr(cupy, '__version__', '?')} finds no usable GPU "
+                             f"({type(error).__name__}: {error})")
     return _cupy
 
 
@@ -70,8 +79,9 @@ def require_cuda():
     """The cupy module, or a RuntimeError saying how to get a usable GPU."""
     cupy = _import_cupy()
     if cupy is None:
+        why = f" ({_cuda_problem})" if _cuda_problem else ""
         raise RuntimeError(
-            "device 'cuda' is not available: install the [gpu] extra "
+            f"device 'cuda' is not available{why}: install the [gpu] extra "
             "(pip install chainrule[gpu]) on a machine with an NVIDIA GPU and driver"
         )
     return cupy

@@ -766,10 +766,7 @@ class LearningRateScheduler(Callback):
         _set_learning_rate(self.model, new_lr)
         if self.verbose > 0:
             print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {new_lr}.")
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["learning_rate"] = _learning_rate(self.model)
+        # (fit logs the rate each epoch used, as "learning_rate": one writer)
 
 
 def _positional_arity(fn) -> int:

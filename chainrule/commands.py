@@ -196,7 +196,7 @@ def run_train(args) -> int:
         + ".")
 
     fit_started = time.perf_counter()
-    callbacks = _train_callbacks(args, model, out)
+    callbacks = _train_callbacks(args, out)
     try:
         history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
                             validation_data=data["validation"], seed=args.seed,
@@ -319,13 +319,13 @@ def _training_data(args, dataset: ImageDataset) -> dict:
             "validation": validation, "test": (x_test, y_test)}
 
 
-def _train_callbacks(args, model, out: str) -> list:
+def _train_callbacks(args, out: str) -> list:
     """The learning-rate schedule unless it is constant, history.csv, and the backup."""
     callbacks = []
     make_schedule = LR_SCHEDULES[args.lr_schedule]
     if make_schedule is not None:
         callbacks.append(LearningRateScheduler(
-            make_schedule(model.optimizer.learning_rate, args.epochs)))
+            make_schedule(args.lr, args.epochs)))  # the rate goes one way: option -> update
     callbacks.append(HistoryCSV(os.path.join(out, "history.csv")))
     callbacks.append(BackupAndRestore(os.path.join(out, "backup"),
                                       save_freq=args.backup_every))

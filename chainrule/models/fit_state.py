@@ -58,6 +58,8 @@ class FitState:
         self.epoch_complete = False  # on_epoch_end has run for self.epoch
         self.ema = LossEMA()
         self.diverged: dict | None = None  # {"epoch", "step", "loss"} once stopped
+        self.comm = None  # the communicator of a data-parallel fit
+        self.dtype = None  # the floating dtype inputs are cast to
         self.interrupted = False
         self._snapshot = None  # weights and optimizer state at the start of the epoch
         self._pending = None  # a captured state to restore before the first step

@@ -312,13 +312,14 @@ class Model(Layer, metaclass=_ModelType):
         state = self.fit_state = FitState(self, train_loader, history, check_finite,
                                           initial_epoch)
         state.check_batches = check_finite and not training.is_array_loader(x)
-        state.comm = comm
+        state.comm, state.dtype = comm, dtype
         modes = self._modes()
         epoch_logs: dict = {}
         try:
             with state.interruptible():
                 callback_list.on_train_begin()
                 state.apply_restore()
+                self._bind_optimizer(state)
                 if comm is not None:
                     self._join_job(state, comm)
                 for epoch in range(state.epoch, epochs):
@@ -335,6 +336,16 @@ class Model(Layer, metaclass=_ModelType):
             self.fit_state = None
         self.history = history
         return history
+
+    def _bind_optimizer(self, state) -> None:
+        """Bind the optimizer before the first step, so that a train_step of one's own can
+        step it: a built model's parameters at once; a lazily built model is built first from
+        one training sample (one forward pass in evaluation mode, drawing no random number)."""
+        if not self.built:
+            state._ready_to_load()
+        elif not getattr(self.optimizer, "built", False):
+            self.optimizer.build(self.parameters())
+        self._watch_convergence = hasattr(self.optimizer, "converged")
 
     def _join_job(self, state, comm) -> None:
         """Data-parallel fit: build the model (from one sample), take rank 0's weights, and
@@ -412,8 +423,7 @@ class Model(Layer, metaclass=_ModelType):
             if batch_hooks:
                 callback_list.on_train_batch_begin(step)
             with self._threads():
-                loss_value = self._train_step(x, y, dtype, skip_nonfinite=check,
-                                              comm=getattr(state, "comm", None))
+                loss_value = float(self.train_step((x, y))["loss"])
             state.step = step + 1
             tracker.update_state(loss_value, sample_weight=len(y))
             ema.update(loss_value)
@@ -430,6 +440,24 @@ class Model(Layer, metaclass=_ModelType):
             if state.interrupted:
                 break
         return self._logs()
+
+    def train_step(self, data) -> dict:
+        """One training step on a batch ``data = (x, y)`` of arrays (Keras's ``train_step``):
+        forward, loss (plus the layers' regularization), backward, the optimizer's update, the
+        metrics' update. Returns ``{"loss": value}``.
+
+        ``fit`` and ``train_on_batch`` call it once per batch, and ``fit`` does nothing else
+        per batch but call callbacks: override it to train differently (two optimizers, a
+        loss of your own) and return at least the loss. Inside ``fit``, ``self.fit_state``
+        says how: ``check_finite`` (a non-finite loss is returned without an update),
+        ``comm`` (a data-parallel fit), ``dtype`` (the floating dtype of the inputs).
+        """
+        x, y = data
+        state = self.fit_state
+        if state is None:  # train_on_batch
+            return {"loss": self._train_step(x, y, self._float_dtype())}
+        return {"loss": self._train_step(x, y, state.dtype, skip_nonfinite=state.check_finite,
+                                         comm=state.comm)}
 
     def _train_step(self, x: np.ndarray, y: np.ndarray, dtype,
                     skip_nonfinite: bool = False, comm=None) -> float:
@@ -552,7 +580,7 @@ class Model(Layer, metaclass=_ModelType):
                     if batch_hooks:
                         callback_list.on_test_batch_begin(step)
                     with self._threads():
-                        self._test_step(x, y, dtype)
+                        self.test_step((x, y))
                     if batch_hooks:
                         callback_list.on_test_batch_end(step, self._logs())
         finally:
@@ -561,7 +589,19 @@ class Model(Layer, metaclass=_ModelType):
         callback_list.on_test_end(logs)
         return logs
 
-    def _test_step(self, x, y, dtype) -> None:
+    def test_step(self, data) -> dict:
+        """One evaluation step on a batch ``data = (x, y)`` (Keras's ``test_step``): forward,
+        loss, the metrics' update, in evaluation mode and recording no graph (``evaluate``
+        sets both). Returns ``{"loss": value}``."""
+        x, y = data
+        return {"loss": self._test_step(x, y, self._float_dtype())}
+
+    def predict_step(self, data) -> np.ndarray:
+        """The outputs for one batch of inputs ``data`` (Keras's ``predict_step``), as a NumPy
+        array; ``predict`` calls it in evaluation mode, recording no graph."""
+        return self(Tensor(training.cast_floats(data, self._float_dtype()))).numpy()
+
+    def _test_step(self, x, y, dtype) -> float:
         y = training.cast_floats(y, dtype)
         y_pred = self(Tensor(training.cast_floats(x, dtype)))
         loss_value = float(self.loss(Tensor(y), y_pred).item())
@@ -570,6 +610,7 @@ class Model(Layer, metaclass=_ModelType):
         self._loss_tracker.update_state(loss_value, sample_weight=len(y))
         for metric in self.compiled_metrics:
             metric.update_state(y, y_pred.data)
+        return loss_value
 
     # -- predict --------------------------------------------------------------------------------
 
@@ -591,7 +632,7 @@ class Model(Layer, metaclass=_ModelType):
                 for step, batch in enumerate(loader):
                     x_batch, _ = training.split_batch(batch, "predict")
                     with self._threads():
-                        outputs.append(self(Tensor(training.cast_floats(x_batch, dtype))).numpy())
+                        outputs.append(self.predict_step(x_batch))
                     if batch_hooks:
                         callback_list.on_predict_batch_end(step)
         finally:
@@ -660,15 +701,14 @@ class Model(Layer, metaclass=_ModelType):
         With ``reset_metrics=False`` the metrics accumulate over successive calls.
         """
         self._require_compiled("train_on_batch")
-        dtype = self._float_dtype()
         if reset_metrics or not hasattr(self, "_loss_tracker"):
             self._ready = False
             self._reset_metrics()
         modes = self._modes()
         self.train()
         try:
-            loss_value = self._train_step(training.as_array(x, "train_on_batch"),
-                                          training.as_array(y, "train_on_batch"), dtype)
+            loss_value = float(self.train_step((training.as_array(x, "train_on_batch"),
+                                                training.as_array(y, "train_on_batch")))["loss"])
         finally:
             _restore_modes(modes)
         self._loss_tracker.update_state(loss_value, sample_weight=len(y))
@@ -683,8 +723,8 @@ class Model(Layer, metaclass=_ModelType):
         self.eval()
         try:
             with no_grad():
-                self._test_step(training.as_array(x, "test_on_batch"),
-                                training.as_array(y, "test_on_batch"), self._float_dtype())
+                self.test_step((training.as_array(x, "test_on_batch"),
+                                training.as_array(y, "test_on_batch")))
         finally:
             _restore_modes(modes)
         return self._batch_result(return_dict)

@@ -162,3 +162,45 @@ def test_stop_training_ends_the_epoch_after_the_current_batch():
 def test_fit_reports_bad_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
         mlp().fit(**kwargs)
+
+
+def test_train_step_is_the_one_method_to_override():
+    """Keras's way to customise training: fit calls train_step once per batch and logs what
+    it returns; here a step that trains on twice the loss (so twice the gradient)."""
+    import chainrule
+    from chainrule.layers import Dense
+    from chainrule.models import Input, Sequential
+    from chainrule.optimizers import SGD
+
+    class Doubled(Sequential):
+        steps = 0
+
+        def train_step(self, data):
+            x, y = data
+            loss = self.loss(chainrule.tensor(y), self(chainrule.tensor(x))) * 2.0
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            Doubled.steps += 1
+            return {"loss": loss.item()}
+
+    def make(cls):
+        chainrule.manual_seed(0)
+        net = cls([Input(shape=(3,)), Dense(2)])
+        net.compile(optimizer=SGD(0.1), loss="mse")
+        return net
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 3)), rng.normal(size=(32, 2))
+    doubled = make(Doubled)
+    history = doubled.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    assert Doubled.steps == 8
+    plain = make(Sequential)
+    plain.compile(optimizer=SGD(0.2), loss="mse")  # twice the rate = twice the gradient
+    plain_history = plain.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    for got, want in zip(doubled.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(history.history["loss"], 2 * np.array(
+        plain_history.history["loss"]), rtol=1e-5)
+    assert doubled.evaluate(x, y, verbose=0) == pytest.approx(plain.evaluate(x, y, verbose=0))
+    assert doubled.predict_step(x[:2]).shape == (2, 2)

@@ -148,6 +148,15 @@ class Function:
 
         return Tensor._from_op(self._output_arrays[index], None)
 
+    def saved_output(self, index: int = 0):
+        """The array of output ``index`` as forward returned it (ops with ``keeps_output``):
+        the public way for a backward to read its own result (Chainer's ``retain_outputs``),
+        e.g. the mask of a fused ReLU. Under ``create_graph`` it first checks, as
+        :meth:`output` does, that the recorded output Tensor still exists."""
+        if flags.grad_enabled:
+            return self.output(index).data
+        return self._output_arrays[index]
+
     def check_saved_versions(self) -> None:
         """Raise if a tensor that backward reads was modified in place after it was saved.
 

@@ -244,9 +244,7 @@ class ReLU(Function):
         return backend.get_array_module(x).maximum(x, 0)
 
     def backward(self, gy):
-        # under create_graph, output() checks that the recorded output is still there
-        y = self.output().data if flags.grad_enabled else self._output_arrays[0]
-        return (relu_gradient(gy, y),)
+        return (relu_gradient(gy, self.saved_output()),)
 
 
 def relu_gradient(gy, y):

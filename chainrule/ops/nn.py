@@ -63,7 +63,7 @@ class Linear(Function):
 
     def backward(self, gy):
         if self.relu:  # ∂max(0, z)/∂z = [z > 0] = [y > 0], a constant for higher orders too
-            gy = relu_gradient(gy, self._output_arrays[0])
+            gy = relu_gradient(gy, self.saved_output())
         if flags.grad_enabled:
             return self._recorded_backward(gy)
         x, w = self.inputs[0], self.inputs[1]

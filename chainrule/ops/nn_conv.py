@@ -410,7 +410,7 @@ class Conv2d(Function):
         if self.algorithm == "winograd":
             return self._winograd_backward(gy.data, x, w)
         if self.relu:  # first order only (differentiable_backward is False): raw arrays
-            gy = relu_gradient(gy, self._output_arrays[0])
+            gy = relu_gradient(gy, self.saved_output())
         gy_cn = channels_first(gy.data)
         gx = gw = None
         if x.requires_grad and self.geometry.stride == (1, 1):
@@ -433,7 +433,7 @@ class Conv2d(Function):
 
     def _winograd_backward(self, gy, x, w):
         """All gradients from the Winograd tiles of G (the ReLU's mask applied on the way)."""
-        relu_output = channels_first(self._output_arrays[0]) if self.relu else None
+        relu_output = channels_first(self.saved_output()) if self.relu else None
         gx, gw, gb = nn_winograd.backward(channels_first(gy), channels_first(x.data), w.data,
                                           self.geometry, x.requires_grad, w.requires_grad,
                                           relu_output, self._needs_bias_gradient())
@@ -441,7 +441,7 @@ class Conv2d(Function):
 
     def _direct_kernel_gradient(self, gy, x):
         """(None, ∂L/∂W, ∂L/∂b) in one pass over G, the ReLU's mask applied on the way."""
-        y = channels_first(self._output_arrays[0]) if self.relu else None
+        y = channels_first(self.saved_output()) if self.relu else None
         gw, gb = nn_conv_direct.kernel_gradient(channels_first(gy), channels_first(x), y,
                                                 self.geometry, self.relu)
         return self._gradients(None, gw if self.inputs[1].requires_grad else None,

@@ -155,7 +155,7 @@ class Layer(metaclass=_LayerType):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if not cls.__name__.startswith("_"):
-            _LAYER_CLASSES.setdefault(cls.__name__, cls)
+            _LAYER_CLASSES.setdefault(registered_name(cls), cls)
 
     def _init_registries(self) -> None:
         state = self.__dict__
@@ -679,9 +679,18 @@ class _SameShapeLayer(Layer):
 # -- serialization of layers ----------------------------------------------------------------------
 
 
+def registered_name(cls) -> str:
+    """The name a layer class is saved under: its own, or ``nn.<name>`` for the PyTorch face
+    (:mod:`chainrule.nn`), whose ``Sequential``, ``Dropout``, ``LSTM`` ... must not take the
+    Keras layers' names, whichever module is imported first."""
+    if cls.__module__.startswith("chainrule.nn"):
+        return f"nn.{cls.__name__}"
+    return cls.__name__
+
+
 def serialize(layer: Layer) -> dict:
     """``{"class_name": ..., "config": ...}``: a JSON-able description of ``layer``."""
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+    return {"class_name": registered_name(type(layer)), "config": layer.get_config()}
 
 
 def deserialize(config: dict, custom_objects: dict | None = None) -> Layer:

@@ -499,7 +499,8 @@ class Functional(Model):
             with no_grad():
                 for batch in loader:
                     x_batch, _ = training.split_batch(batch, "predict")
-                    results = self(Tensor(training.cast_floats(x_batch, dtype)))
+                    results = self(Tensor(training.to_device_of(
+                        self, training.cast_floats(x_batch, dtype))))
                     for store, result in zip(outputs, results):
                         store.append(result.numpy())
         finally:

@@ -35,7 +35,7 @@ import sys
 
 import numpy as np
 
-from chainrule import io, kernels, losses, optimizers
+from chainrule import backend, io, kernels, losses, optimizers
 from chainrule import metrics as metrics_module
 from chainrule._config import get_default_dtype, no_grad
 from chainrule.callbacks import CallbackList, History, ProgressBar
@@ -468,8 +468,9 @@ class Model(Layer, metaclass=_ModelType):
         samples this rank's gradient stands for."""
         x = training.cast_floats(x, dtype)
         y = training.cast_floats(y, dtype)
-        y_pred = self(Tensor(x))
-        loss = self.loss(Tensor(y), y_pred)
+        x_on, y_on = training.to_device_of(self, x, y)  # the model's device (a no-op on CPU)
+        y_pred = self(Tensor(x_on))
+        loss = self.loss(Tensor(y_on), y_pred)
         if not self._ready:
             self._prepare_training(y, _arrays_of(y_pred))
         if self._regularized:
@@ -489,8 +490,8 @@ class Model(Layer, metaclass=_ModelType):
         optimizer.step()
         if comm is not None:
             self._average_buffers(comm)
-        for metric in self.compiled_metrics:
-            metric.update_state(y, y_pred.data)  # (a model of several outputs has none)
+        for metric in self.compiled_metrics:  # (a model of several outputs has none)
+            metric.update_state(y, backend.to_numpy(y_pred.data))
         return value
 
     def _average_buffers(self, comm) -> None:
@@ -599,17 +600,19 @@ class Model(Layer, metaclass=_ModelType):
     def predict_step(self, data) -> np.ndarray:
         """The outputs for one batch of inputs ``data`` (Keras's ``predict_step``), as a NumPy
         array; ``predict`` calls it in evaluation mode, recording no graph."""
-        return self(Tensor(training.cast_floats(data, self._float_dtype()))).numpy()
+        x = training.cast_floats(data, self._float_dtype())
+        return self(Tensor(training.to_device_of(self, x))).numpy()
 
     def _test_step(self, x, y, dtype) -> float:
         y = training.cast_floats(y, dtype)
-        y_pred = self(Tensor(training.cast_floats(x, dtype)))
-        loss_value = float(self.loss(Tensor(y), y_pred).item())
+        x_on, y_on = training.to_device_of(self, training.cast_floats(x, dtype), y)
+        y_pred = self(Tensor(x_on))
+        loss_value = float(self.loss(Tensor(y_on), y_pred).item())
         if self.compiled_metrics is None:
             self._resolve_metrics(y, _arrays_of(y_pred))
         self._loss_tracker.update_state(loss_value, sample_weight=len(y))
         for metric in self.compiled_metrics:
-            metric.update_state(y, y_pred.data)
+            metric.update_state(y, backend.to_numpy(y_pred.data))
         return loss_value
 
     # -- predict --------------------------------------------------------------------------------
@@ -681,8 +684,8 @@ class Model(Layer, metaclass=_ModelType):
         means, stds = [], []
         with mc_dropout_mode(self), seeded_masks(self, seed), no_grad():
             for batch in loader:
-                x_batch = Tensor(training.cast_floats(
-                    training.split_batch(batch, "predict_mc")[0], dtype))
+                x_batch = Tensor(training.to_device_of(self, training.cast_floats(
+                    training.split_batch(batch, "predict_mc")[0], dtype)))
                 with self._threads():
                     passes = np.stack([self(x_batch).numpy() for _ in range(int(samples))])
                 if probabilities:
@@ -737,7 +740,7 @@ class Model(Layer, metaclass=_ModelType):
             with no_grad():
                 x = training.cast_floats(training.as_array(x, "predict_on_batch"),
                                          self._float_dtype())
-                return self(Tensor(x)).numpy()
+                return self(Tensor(training.to_device_of(self, x))).numpy()
         finally:
             _restore_modes(modes)
 
@@ -814,10 +817,10 @@ class Model(Layer, metaclass=_ModelType):
 
 
 def _arrays_of(y_pred):
-    """The arrays of a model's output: one, or a list for a model of several outputs."""
+    """The host arrays of a model's output: one, or a list for a model of several outputs."""
     if isinstance(y_pred, (list, tuple)):
-        return [t.data for t in y_pred]
-    return y_pred.data
+        return [backend.to_numpy(t.data) for t in y_pred]
+    return backend.to_numpy(y_pred.data)
 
 
 def _communicator(distributed):

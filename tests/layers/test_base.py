@@ -378,3 +378,19 @@ def test_layers_can_be_copied_and_pickled(clone):
     assert [n for n, _ in twin.named_parameters()] == [n for n, _ in block.named_parameters()]
     twin.blocks[0].kernel.data[...] = 0.0
     np.testing.assert_array_equal(block(x).numpy(), expected)
+
+
+def test_the_pytorch_face_does_not_take_the_keras_layers_names():
+    import subprocess
+    import sys
+
+    # chainrule.nn imported first, then a saved Keras-style Sequential loaded: its own class
+    code = ("import chainrule.nn as nn, tempfile, os\n"
+            "from chainrule.layers import Dense, Dropout\n"
+            "from chainrule.models import Sequential, load_model\n"
+            "m = Sequential([Dense(3, input_shape=(2,)), Dropout(0.1)], name='s')\n"
+            "p = os.path.join(tempfile.mkdtemp(), 'm.npz'); m.save(p)\n"
+            "print(type(load_model(p)).__module__, type(load_model(p).layers[1]).__module__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["chainrule.models.sequential", "chainrule.layers.dropout"]

@@ -151,3 +151,24 @@ def serialize_or_none(module, value):
     """``module.serialize(value)`` for a layer's config, or None when the option is unset (a
     regularizer, an initializer...): the one spelling of it for every layer's get_config."""
     return None if value is None else module.serialize(value)
+
+
+def weight_options(layer, what: str, **options) -> None:
+    """Check and set a layer's weight options, ``<weight>_initializer=`` and
+    ``<weight>_regularizer=`` (as Keras names them), in one place for every layer: each becomes
+    the attribute of its name, looked up by :func:`initializer` / :func:`regularizer`."""
+    for name, value in options.items():
+        if name.endswith("_initializer"):
+            setattr(layer, name, initializer(what, name, value))
+        elif name.endswith("_regularizer"):
+            setattr(layer, name, regularizer(what, name, value))
+        else:
+            raise TypeError(f"weight_options: {name!r} is not an initializer or a regularizer")
+
+
+def weight_options_config(layer, names) -> dict:
+    """The ``get_config`` entries of a layer's weight options ``names`` (see
+    :func:`weight_options`): initializers serialized, unset regularizers None."""
+    return {name: (initializers.serialize(getattr(layer, name)) if name.endswith("_initializer")
+                   else serialize_or_none(regularizers, getattr(layer, name)))
+            for name in names}

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 
-from chainrule import activations, config, initializers, regularizers
+from chainrule import activations, config
 from chainrule import functional as F
 from chainrule.layers import _checks as check
 from chainrule.layers.base import InputSpec, Layer
+from chainrule.layers.core import KERNEL_AND_BIAS
 from chainrule.ops import nn_conv
 
 
@@ -161,12 +162,10 @@ class _Conv(Layer):
         self.dilation_rate = ints("dilation_rate", dilation_rate)
         self.activation = check.activation(what, "activation", activation)
         self.use_bias = check.flag(what, "use_bias", use_bias)
-        self.kernel_initializer = check.initializer(what, "kernel_initializer",
-                                                    kernel_initializer)
-        self.bias_initializer = check.initializer(what, "bias_initializer", bias_initializer)
-        self.kernel_regularizer = check.regularizer(what, "kernel_regularizer",
-                                                    kernel_regularizer)
-        self.bias_regularizer = check.regularizer(what, "bias_regularizer", bias_regularizer)
+        check.weight_options(self, what, kernel_initializer=kernel_initializer,
+                             bias_initializer=bias_initializer,
+                             kernel_regularizer=kernel_regularizer,
+                             bias_regularizer=bias_regularizer)
         self.data_format, self._data_format_chosen = resolve_data_format(data_format, what,
                                                                          rank)
         self.input_spec = InputSpec(ndim=rank + 2)
@@ -242,10 +241,7 @@ class _Conv(Layer):
             "dilation_rate": list(self.dilation_rate),
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": check.serialize_or_none(regularizers, self.kernel_regularizer),
-            "bias_regularizer": check.serialize_or_none(regularizers, self.bias_regularizer),
+            **check.weight_options_config(self, KERNEL_AND_BIAS),
             "data_format": self.data_format,
         }
 

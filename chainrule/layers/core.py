@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import math
 
-from chainrule import activations, initializers, regularizers
+from chainrule import activations
 from chainrule import functional as F
 from chainrule.layers import _checks as check
 from chainrule.layers.base import InputSpec, Layer
+
+#: The weight options of a layer with a kernel and a bias (Dense, Maxout, the convolutions).
+KERNEL_AND_BIAS = ("kernel_initializer", "bias_initializer", "kernel_regularizer",
+                   "bias_regularizer")
 
 
 class Dense(Layer):
@@ -44,12 +48,10 @@ class Dense(Layer):
         self.units = check.positive_int("Dense", "units", units)
         self.activation = check.activation("Dense", "activation", activation)
         self.use_bias = check.flag("Dense", "use_bias", use_bias)
-        self.kernel_initializer = check.initializer("Dense", "kernel_initializer",
-                                                    kernel_initializer)
-        self.bias_initializer = check.initializer("Dense", "bias_initializer", bias_initializer)
-        self.kernel_regularizer = check.regularizer("Dense", "kernel_regularizer",
-                                                    kernel_regularizer)
-        self.bias_regularizer = check.regularizer("Dense", "bias_regularizer", bias_regularizer)
+        check.weight_options(self, "Dense", kernel_initializer=kernel_initializer,
+                             bias_initializer=bias_initializer,
+                             kernel_regularizer=kernel_regularizer,
+                             bias_regularizer=bias_regularizer)
         self.input_spec = InputSpec(min_ndim=2)
 
     def build(self, input_shape):
@@ -76,10 +78,7 @@ class Dense(Layer):
             "units": self.units,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": check.serialize_or_none(regularizers, self.kernel_regularizer),
-            "bias_regularizer": check.serialize_or_none(regularizers, self.bias_regularizer),
+            **check.weight_options_config(self, KERNEL_AND_BIAS),
         }
 
 
@@ -113,12 +112,10 @@ class Maxout(Layer):
                              f"units={units!r}, pieces={pieces!r}")
         self.units, self.pieces = int(units), int(pieces)
         self.use_bias = check.flag("Maxout", "use_bias", use_bias)
-        self.kernel_initializer = check.initializer("Maxout", "kernel_initializer",
-                                                    kernel_initializer)
-        self.bias_initializer = check.initializer("Maxout", "bias_initializer", bias_initializer)
-        self.kernel_regularizer = check.regularizer("Maxout", "kernel_regularizer",
-                                                    kernel_regularizer)
-        self.bias_regularizer = check.regularizer("Maxout", "bias_regularizer", bias_regularizer)
+        check.weight_options(self, "Maxout", kernel_initializer=kernel_initializer,
+                             bias_initializer=bias_initializer,
+                             kernel_regularizer=kernel_regularizer,
+                             bias_regularizer=bias_regularizer)
         self.input_spec = InputSpec(min_ndim=2)
 
     def build(self, input_shape):
@@ -144,10 +141,7 @@ class Maxout(Layer):
             "units": self.units,
             "pieces": self.pieces,
             "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": check.serialize_or_none(regularizers, self.kernel_regularizer),
-            "bias_regularizer": check.serialize_or_none(regularizers, self.bias_regularizer),
+            **check.weight_options_config(self, KERNEL_AND_BIAS),
         }
 
 

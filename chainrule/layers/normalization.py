@@ -59,14 +59,12 @@ class BatchNormalization(_SameShapeLayer):
         self.momentum, self.epsilon = float(momentum), float(epsilon)
         self.center = check.flag(what, "center", center)
         self.scale = check.flag(what, "scale", scale)
-        self.beta_initializer = check.initializer(what, "beta_initializer", beta_initializer)
-        self.gamma_initializer = check.initializer(what, "gamma_initializer", gamma_initializer)
-        self.moving_mean_initializer = check.initializer(what, "moving_mean_initializer",
-                                                         moving_mean_initializer)
-        self.moving_variance_initializer = check.initializer(
-            what, "moving_variance_initializer", moving_variance_initializer)
-        self.beta_regularizer = check.regularizer(what, "beta_regularizer", beta_regularizer)
-        self.gamma_regularizer = check.regularizer(what, "gamma_regularizer", gamma_regularizer)
+        check.weight_options(self, what, beta_initializer=beta_initializer,
+                             gamma_initializer=gamma_initializer,
+                             moving_mean_initializer=moving_mean_initializer,
+                             moving_variance_initializer=moving_variance_initializer,
+                             beta_regularizer=beta_regularizer,
+                             gamma_regularizer=gamma_regularizer)
         self.input_spec = InputSpec(min_ndim=2)
 
     def build(self, input_shape):
@@ -102,13 +100,9 @@ class BatchNormalization(_SameShapeLayer):
             "epsilon": self.epsilon,
             "center": self.center,
             "scale": self.scale,
-            "beta_initializer": initializers.serialize(self.beta_initializer),
-            "gamma_initializer": initializers.serialize(self.gamma_initializer),
-            "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
-            "moving_variance_initializer":
-                initializers.serialize(self.moving_variance_initializer),
-            "beta_regularizer": check.serialize_or_none(regularizers, self.beta_regularizer),
-            "gamma_regularizer": check.serialize_or_none(regularizers, self.gamma_regularizer),
+            **check.weight_options_config(self, (
+                "beta_initializer", "gamma_initializer", "moving_mean_initializer",
+                "moving_variance_initializer", "beta_regularizer", "gamma_regularizer")),
         }
 
 

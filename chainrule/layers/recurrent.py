@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chainrule import activations, initializers, regularizers
+from chainrule import activations
 from chainrule._config import get_default_dtype
 from chainrule.layers import _checks as check
 from chainrule.layers.base import InputSpec, Layer, deserialize, serialize
@@ -75,16 +75,12 @@ class _Recurrent(Layer):
         self.units = check.positive_int(what, "units", units)
         self.activation = check.activation(what, "activation", activation)
         self.use_bias = check.flag(what, "use_bias", use_bias)
-        self.kernel_initializer = check.initializer(what, "kernel_initializer",
-                                                    kernel_initializer)
-        self.recurrent_initializer = check.initializer(what, "recurrent_initializer",
-                                                       recurrent_initializer)
-        self.bias_initializer = check.initializer(what, "bias_initializer", bias_initializer)
-        self.kernel_regularizer = check.regularizer(what, "kernel_regularizer",
-                                                    kernel_regularizer)
-        self.recurrent_regularizer = check.regularizer(what, "recurrent_regularizer",
-                                                       recurrent_regularizer)
-        self.bias_regularizer = check.regularizer(what, "bias_regularizer", bias_regularizer)
+        check.weight_options(self, what, kernel_initializer=kernel_initializer,
+                             recurrent_initializer=recurrent_initializer,
+                             bias_initializer=bias_initializer,
+                             kernel_regularizer=kernel_regularizer,
+                             recurrent_regularizer=recurrent_regularizer,
+                             bias_regularizer=bias_regularizer)
         self.return_sequences = check.flag(what, "return_sequences", return_sequences)
         self.return_state = check.flag(what, "return_state", return_state)
         self.go_backwards = check.flag(what, "go_backwards", go_backwards)
@@ -188,13 +184,9 @@ class _Recurrent(Layer):
             "units": self.units,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": check.serialize_or_none(regularizers, self.kernel_regularizer),
-            "recurrent_regularizer": check.serialize_or_none(regularizers,
-                                                        self.recurrent_regularizer),
-            "bias_regularizer": check.serialize_or_none(regularizers, self.bias_regularizer),
+            **check.weight_options_config(self, (
+                "kernel_initializer", "recurrent_initializer", "bias_initializer",
+                "kernel_regularizer", "recurrent_regularizer", "bias_regularizer")),
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
             "go_backwards": self.go_backwards,

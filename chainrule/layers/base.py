@@ -418,9 +418,7 @@ class Layer(metaclass=_LayerType):
         Keras name) still returns what exists.
         """
         if not self.built:
-            pending = [layer.name for layer in self.modules()
-                       if not layer.built and type(layer).build is not Layer.build
-                       and not layer._children]
+            pending = self._unbuilt_layers()
             if pending:
                 names = ", ".join(f"'{name}'" for name in pending)
                 raise ValueError(
@@ -431,6 +429,13 @@ class Layer(metaclass=_LayerType):
                     "the optimizer"
                 )
         return [w for _, w in self.named_parameters()]
+
+    def _unbuilt_layers(self) -> list[str]:
+        """The names of the layers below this one that have yet to make their weights (lazily
+        built leaves: their ``build`` makes weights, and it has not run)."""
+        return [layer.name for layer in self.modules()
+                if not layer.built and type(layer).build is not Layer.build
+                and not layer._children]
 
     @property
     def trainable_weights(self) -> list[Tensor]:
@@ -539,9 +544,7 @@ class Layer(metaclass=_LayerType):
         'cpu'
         """
         device = backend.normalize_device(device)
-        pending = [layer.name for layer in self.modules()
-                   if not layer.built and type(layer).build is not Layer.build
-                   and not layer._children]
+        pending = self._unbuilt_layers()
         if pending:
             names = ", ".join(f"'{name}'" for name in pending)
             raise ValueError(

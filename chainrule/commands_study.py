@@ -71,16 +71,24 @@ def _shift_scale_arguments(parser) -> None:
              f"the paper's is 1)")
     add("--variants", nargs="+", metavar="NAME", default=None,
         help="variants to run (default: all 11: " + ", ".join(VARIANTS) + ")")
+    add_runner_arguments(parser, "study", _OUT_DEFAULT, "the study's folder (default: "
+                                                         "%(default)s)")
+    add("--quick", action="store_true",
+        help="the whole grid on a subset in under 15 minutes: " + ", ".join(
+            f"{k}={v}" for k, v in QUICK.items()) + " (options given explicitly win)")
+
+
+def add_runner_arguments(parser, what: str, out_default, out_help: str) -> None:
+    """The options of every command on the experiment runner (a study, a search):
+    --workers, --out, --storage and --resume."""
+    add = parser.add_argument
     add("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
-    add("--out", default=_OUT_DEFAULT, help="the study's folder (default: %(default)s)")
+    add("--out", default=out_default, help=out_help)
     add("--storage", default=None,
         help="an Optuna storage URL (sqlite:///..., postgresql://...) or a journal file path "
              "shared by several machines (default: OUT/study.journal)")
     add("--resume", action="store_true",
-        help="continue the study in --out (or join it from another machine)")
-    add("--quick", action="store_true",
-        help="the whole grid on a subset in under 15 minutes: " + ", ".join(
-            f"{k}={v}" for k, v in QUICK.items()) + " (options given explicitly win)")
+        help=f"continue the {what} in --out (or join it from another machine)")
 
 
 def _options(args) -> dict:

@@ -28,6 +28,7 @@ import time
 
 from chainrule.cli import command
 from chainrule.commands import DATASETS, _model_and_dataset_arguments, _stratified_holdout
+from chainrule.commands_study import add_runner_arguments
 from chainrule.io import atomic_write, write_json
 
 #: The strategies by their command-line name.
@@ -61,13 +62,8 @@ def _tune_arguments(parser):
              "trials' at that epoch (Optuna's MedianPruner; default: none)")
     add("--limit", type=int, default=None, help="use only the first N training samples")
     add("--seed", type=int, default=0, help="seed of the sampler and of every trial")
-    add("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
-    add("--out", default=None, help="the search's folder (default: runs/tune-MODEL-DATASET)")
-    add("--storage", default=None,
-        help="an Optuna storage URL or a journal file shared by several machines "
-             "(default: OUT/study.journal)")
-    add("--resume", action="store_true",
-        help="continue the search in --out (or join it from another machine)")
+    add_runner_arguments(parser, "search", None,
+                         "the search's folder (default: runs/tune-MODEL-DATASET)")
     return run_tune
 
 
@@ -153,8 +149,9 @@ def _make_search(args, out: str):
     from chainrule.tuning.hypermodels import ZooHyperModel
 
     for flag, value, least in (("--workers", args.workers, 1), ("--epochs", args.epochs, 1),
-                               ("--batch-size", args.batch_size, 1)):
-        if value < least:
+                               ("--batch-size", args.batch_size, 1), ("--trials", args.trials, 1),
+                               ("--cv", args.cv, 2)):
+        if value is not None and value < least:
             raise ValueError(f"{flag} must be at least {least}, got {value}")
     if args.cv is None and not 0 < args.validation_split < 1:
         raise ValueError(f"--validation-split must be in (0, 1), got {args.validation_split}")

@@ -226,9 +226,10 @@ class Study:
     def draws_in_advance(self) -> bool:
         """Whether the specs are drawn when the study starts (a RandomSampler's space): then
         only enqueued trials run, and a trial the sampler makes when none is left is surplus."""
-        optuna = import_optuna()
-        return self.grid is None and isinstance(self.sampler or optuna.samplers.RandomSampler(),
-                                                optuna.samplers.RandomSampler)
+        if self.grid is not None:
+            return False
+        return self.sampler is None or isinstance(self.sampler,
+                                                  import_optuna().samplers.RandomSampler)
 
     def _enqueue_random_draws(self, optuna_study) -> None:
         """A study with a RandomSampler: draw its ``n_trials`` specs now, in this process,

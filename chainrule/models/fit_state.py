@@ -75,7 +75,7 @@ class FitState:
             self.epoch, self.step = epoch, 0
             self.order = self.loader.epoch_order()
         elif self._metric_sums is not None:
-            _set_metric_sums(self.model, self._metric_sums)
+            set_metric_sums(self.model, self._metric_sums)
         self._metric_sums = None
         if self.check_finite:
             self._snapshot = self._weights_and_optimizer()
@@ -183,7 +183,7 @@ class FitState:
             "optimizer": optimizer.state_dict() if optimizer.built else None,
             "history": {"epoch": epochs, "values": history},
             "loss_ema": {"average": self.ema.average, "steps": self.ema.steps},
-            "metric_sums": None if done else _metric_sums(self.model),
+            "metric_sums": None if done else metric_sums(self.model),
         }
 
     def request_restore(self, tree: dict) -> None:
@@ -245,11 +245,14 @@ def _numbers(metric) -> dict:
             and not isinstance(value, bool)}
 
 
-def _metric_sums(model) -> dict:
+def metric_sums(model) -> dict:
+    """The running sums of the loss tracker and of every compiled metric, by name: what a
+    checkpoint keeps of an epoch in progress, and what a data-parallel fit sums over ranks."""
     return {name: _numbers(metric) for name, metric in _metric_objects(model).items()}
 
 
-def _set_metric_sums(model, sums: dict) -> None:
+def set_metric_sums(model, sums: dict) -> None:
+    """Put :func:`metric_sums`' values back into the model's tracker and metrics."""
     for name, metric in _metric_objects(model).items():
         for key, value in sums.get(name, {}).items():
             setattr(metric, key, np.array(value) if isinstance(value, np.ndarray) else value)

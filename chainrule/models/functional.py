@@ -378,11 +378,7 @@ class Functional(Model):
         for symbolic, array in zip(self._inputs, arrays):
             self._check_input(symbolic, Tensor(array[:0]))
             training.check_finite_data(array, None, what)
-        packed = np.empty(len(arrays[0]), dtype=[(f"input_{i}", a.dtype, a.shape[1:])
-                                                 for i, a in enumerate(arrays)])
-        for i, array in enumerate(arrays):
-            packed[f"input_{i}"] = array
-        return packed
+        return _structured(arrays, "input")
 
     def _pack_validation(self, validation_data):
         if isinstance(validation_data, (list, tuple)) and len(validation_data) == 2:
@@ -454,11 +450,7 @@ class Functional(Model):
                              f"numbers of samples: {[len(a) for a in arrays]}")
         for array in arrays:
             training.check_finite_data(None, array, what)
-        packed = np.empty(len(arrays[0]), dtype=[(f"output_{i}", a.dtype, a.shape[1:])
-                                                 for i, a in enumerate(arrays)])
-        for i, array in enumerate(arrays):
-            packed[f"output_{i}"] = array
-        return packed
+        return _structured(arrays, "output")
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         return super().fit(self._pack(x, "fit"), self._pack_targets(y, "fit"), *args,
@@ -578,6 +570,16 @@ class Functional(Model):
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def _structured(arrays: list, prefix: str) -> np.ndarray:
+    """Arrays of equal length as one NumPy structured array, field ``<prefix>_<i>`` holding
+    array i: what the loaders slice as one array and the model unpacks by field."""
+    packed = np.empty(len(arrays[0]), dtype=[(f"{prefix}_{i}", a.dtype, a.shape[1:])
+                                             for i, a in enumerate(arrays)])
+    for i, array in enumerate(arrays):
+        packed[f"{prefix}_{i}"] = array
+    return packed
 
 
 def _is_input(t) -> bool:

@@ -41,7 +41,7 @@ from chainrule._config import get_default_dtype, no_grad
 from chainrule.callbacks import CallbackList, History, ProgressBar
 from chainrule.layers.base import Layer
 from chainrule.models import training
-from chainrule.models.fit_state import FitState
+from chainrule.models.fit_state import FitState, metric_sums, set_metric_sums
 from chainrule.models.summary import summary_lines
 from chainrule.tensor import Tensor
 
@@ -368,9 +368,7 @@ class Model(Layer, metaclass=_ModelType):
     def _reduce_logs(self, comm) -> dict:
         """The epoch's logs over all ranks: the metrics' running sums (every number or array
         they hold) are summed across the ranks, then read."""
-        from chainrule.models.fit_state import _metric_sums, _set_metric_sums
-
-        sums = _metric_sums(self)
+        sums = metric_sums(self)
         keys = [(name, key) for name in sums for key in sorted(sums[name])]
         parts = [np.asarray(sums[name][key], dtype=np.float64).reshape(-1) for name, key in keys]
         buffer = comm.allreduce_sum_(np.concatenate(parts) if parts else np.zeros(0))
@@ -381,7 +379,7 @@ class Model(Layer, metaclass=_ModelType):
             old = sums[name][key]
             sums[name][key] = (value.reshape(np.shape(old)).astype(old.dtype)
                                if isinstance(old, np.ndarray) else type(old)(value[0]))
-        _set_metric_sums(self, sums)
+        set_metric_sums(self, sums)
         return self._logs()
 
     def _fit_epoch(self, state, epoch, callback_list, val_loader, validation_freq, dtype):

@@ -83,6 +83,10 @@ class Function:
     saved_inputs: tuple | None = None
     #: The versions of the inputs when the node was recorded (empty if none is saved).
     _versions: tuple = ()
+    #: False for ops whose forward is not a function of its inputs alone: it draws random
+    #: numbers (dropout) or updates state (batch norm's moving statistics). A trace replays
+    #: them on every run and never folds or merges them (:mod:`chainrule.graph.passes`).
+    pure: bool = True
 
     def forward(self, *xs):
         raise NotImplementedError

@@ -19,18 +19,26 @@ and bias gradient excepted: their loops add in another order, and agree to round
     >>> kernels.use("numpy")
     >>> kernels.active()
     'numpy'
+
+Threads are this package's too (:mod:`chainrule.kernels.threads`, re-exported here):
+:func:`blas_threads` caps BLAS's, and :func:`own_threads` swaps them for chainrule's pool
+(:func:`run_each`) around the ops that run compiled kernels on several threads.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
-from concurrent import futures
 
 import numpy as np
 
 from chainrule.kernels import reference
+from chainrule.kernels.threads import (  # noqa: F401 (re-exported: kernels.own_threads etc.)
+    blas_threads,
+    own_threads,
+    run_each,
+    split,
+    workers,
+)
 
 CHOICES = ("numpy", "numba")
 
@@ -92,120 +100,6 @@ def select(*arrays):
         if type(a) is not np.ndarray:
             return reference
     return _active
-
-
-# -- BLAS threads --------------------------------------------------------------------------------
-
-_blas_libraries = None  # threadpoolctl's controllers of the loaded BLAS libraries, found once
-
-
-def _blas():
-    global _blas_libraries
-    if _blas_libraries is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _blas_libraries = []
-        else:
-            _blas_libraries = [library for library in ThreadpoolController().lib_controllers
-                               if library.user_api == "blas"]
-    return _blas_libraries
-
-
-@contextlib.contextmanager
-def blas_threads(count: int):
-    """Run BLAS (OpenBLAS, MKL, ...) on at most ``count`` threads inside the block.
-
-    For work made of many small products (Winograd's 16 per chunk), where waking BLAS's other
-    threads costs more than they save, and far more when another process has the cores: a
-    CNN training step ran 64 ms instead of 56-96 ms on a shared 2-core machine. Needs
-    threadpoolctl (the ``[fast]`` extra); without it the block runs unchanged.
-    """
-    changed = []
-    for library in _blas():
-        previous = library.get_num_threads()
-        if previous > count:
-            library.set_num_threads(count)
-            changed.append((library, previous))
-    try:
-        yield
-    finally:
-        for library, previous in changed:
-            library.set_num_threads(previous)
-
-
-# -- chainrule's own threads ---------------------------------------------------------------------
-#
-# BLAS parallelises each product on threads of its own, which spin for ~0.1 s after every
-# product they helped with. Kernels of ours that run on several threads then find a core
-# taken (a measured 13.4 vs 8.8 ms). So the two never mix: outside :func:`own_threads` BLAS
-# has its threads and the kernels run on one; inside it BLAS runs on one thread (its
-# workers fall asleep) and the kernels that can split their work do so on chainrule's pool.
-
-_workers = 1  # threads the kernels may use: more than 1 only inside own_threads()
-_POOL_NAME = "chainrule-kernels"
-_pool = None
-_pool_owner = None  # (pid, size): a forked child must not use its parent's (dead) threads
-
-
-@contextlib.contextmanager
-def own_threads(count: int | None = None):
-    """Inside the block, BLAS runs on one thread and chainrule's kernels on ``count`` threads
-    (default: as many as BLAS was using).
-
-    For work whose time is in chainrule's own kernels rather than in large BLAS products: a
-    CNN's training step (Winograd convolutions, direct first layers). ``Model.fit``,
-    ``evaluate`` and ``predict`` enter it for models that have such layers
-    (:meth:`chainrule.models.Model.prefers_own_threads`). Without threadpoolctl (the
-    ``[fast]`` extra) BLAS cannot be held to one thread, and the block changes nothing. The
-    setting is the process's, like BLAS's own: two threads training at once share it.
-    """
-    global _workers
-    libraries = _blas()
-    if not libraries:
-        yield
-        return
-    previous = _workers
-    if count is None:
-        count = previous if previous > 1 else min(lib.get_num_threads() for lib in libraries)
-    with blas_threads(1):
-        _workers = max(1, int(count))
-        try:
-            yield
-        finally:
-            _workers = previous
-
-
-def workers() -> int:
-    """How many threads the kernels may use now (1 outside :func:`own_threads`)."""
-    return _workers
-
-
-def run_each(work, count: int) -> list:
-    """[work(0), ..., work(count − 1)] on ``count`` threads (the caller runs work(0)); the
-    first exception is raised. For work whose steps release the GIL: NumPy products and
-    copies, and the compiled kernels (``nogil``)."""
-    global _pool, _pool_owner
-    if count <= 1 or threading.current_thread().name.startswith(_POOL_NAME):
-        return [work(index) for index in range(count)]  # (nested: the pool is busy with us)
-    owner = (os.getpid(), count - 1)
-    if _pool_owner != owner:
-        if _pool is not None and _pool_owner[0] == os.getpid():
-            _pool.shutdown(wait=False)  # another size: its threads end once idle
-        _pool = futures.ThreadPoolExecutor(max_workers=count - 1, thread_name_prefix=_POOL_NAME)
-        _pool_owner = owner
-    others = [_pool.submit(work, index) for index in range(1, count)]
-    try:
-        first = work(0)
-    finally:
-        futures.wait(others)  # never leave a worker writing after we return or raise
-    return [first] + [future.result() for future in others]
-
-
-def split(count: int, parts: int) -> list[tuple[int, int]]:
-    """``count`` items cut into ``parts`` contiguous (start, stop) runs of near-equal size."""
-    bounds = [count * k // parts for k in range(parts + 1)]
-    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 # -- the kernels -----------------------------------------------------------------------------

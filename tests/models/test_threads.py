@@ -35,7 +35,7 @@ def cnn(first_kernel=3, channels=1):
 
 
 def compiled_and_threadpoolctl():
-    return kernels.active() == "numba" and bool(kernels._blas())
+    return kernels.active() == "numba" and bool(kernels.threads._blas())
 
 
 def test_which_models_prefer_chainrule_threads():
@@ -57,7 +57,7 @@ def test_fit_evaluate_and_predict_run_the_steps_inside_own_threads(rng):
     model.fit(x, y, batch_size=4, epochs=1, verbose=0)
     model.evaluate(x, y, batch_size=4, verbose=0)
     model.predict(x, batch_size=4)
-    expected = max(1, min(lib.get_num_threads() for lib in kernels._blas())) \
+    expected = max(1, min(lib.get_num_threads() for lib in kernels.threads._blas())) \
         if compiled_and_threadpoolctl() else 1
     assert recorder.seen == [expected] * 6
     assert kernels.workers() == 1  # and nothing outside the steps

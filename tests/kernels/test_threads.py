@@ -1,0 +1,119 @@
+"""chainrule.kernels.threads: BLAS's thread caps, chainrule's own threads and their pool."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chainrule import kernels
+from chainrule.kernels import threads
+
+
+def test_blas_threads_caps_and_restores():
+    pytest.importorskip("threadpoolctl")
+    libraries = threads._blas()  # NumPy's BLAS, and any other loaded when first asked
+    if not libraries:
+        pytest.skip("no BLAS library that threadpoolctl can see")
+
+    def counts():
+        return [library.get_num_threads() for library in libraries]
+
+    before = counts()
+    with kernels.blas_threads(1):
+        assert counts() == [1] * len(libraries)
+    assert counts() == before
+    with pytest.raises(RuntimeError), kernels.blas_threads(1):  # restored on errors too
+        raise RuntimeError
+    assert counts() == before
+
+
+def test_blas_threads_without_threadpoolctl_changes_nothing(monkeypatch):
+    monkeypatch.setattr(kernels.threads, "_blas_libraries", [])
+    with kernels.blas_threads(1):
+        assert (np.ones((3, 3)) @ np.ones((3, 3)) == 3).all()
+
+
+# -- chainrule's own threads ------------------------------------------------------------------
+
+
+def test_own_threads_caps_blas_and_lends_the_kernels_threads():
+    pytest.importorskip("threadpoolctl")
+    libraries = threads._blas()
+    if not libraries:
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    before = [library.get_num_threads() for library in libraries]
+    assert kernels.workers() == 1
+    with kernels.own_threads(3):
+        assert kernels.workers() == 3
+        assert [library.get_num_threads() for library in libraries] == [1] * len(libraries)
+        with kernels.own_threads():  # nested: keeps the count it is given
+            assert kernels.workers() == 3
+        assert kernels.workers() == 3
+    assert kernels.workers() == 1
+    assert [library.get_num_threads() for library in libraries] == before
+    with kernels.own_threads():  # by default as many threads as BLAS had
+        assert kernels.workers() == min(before)
+
+
+def test_own_threads_without_threadpoolctl_keeps_one_thread(monkeypatch):
+    monkeypatch.setattr(kernels.threads, "_blas_libraries", [])
+    with kernels.own_threads(4):
+        assert kernels.workers() == 1
+
+
+def test_run_each_runs_every_index_and_waits_for_all_before_raising():
+    import threading
+    import time
+
+    names = kernels.run_each(lambda i: (i, threading.current_thread().name), 3)
+    assert [i for i, _ in names] == [0, 1, 2]
+    assert names[0][1] == threading.current_thread().name  # the caller does its share
+    assert all(name.startswith("chainrule-kernels") for _, name in names[1:])
+    finished = []
+
+    def work(i):
+        if i == 0:
+            raise KeyError("first")
+        time.sleep(0.05)
+        finished.append(i)
+
+    with pytest.raises(KeyError, match="first"):
+        kernels.run_each(work, 3)
+    assert sorted(finished) == [1, 2]  # nothing still running after the raise
+
+
+def test_run_each_nested_in_a_worker_runs_in_that_worker():
+    inner = kernels.run_each(lambda i: kernels.run_each(lambda j: (i, j), 2), 2)
+    assert inner == [[(0, 0), (0, 1)], [(1, 0), (1, 1)]]
+
+
+def test_run_each_starts_a_new_pool_in_a_forked_child(monkeypatch):
+    kernels.run_each(lambda i: i, 2)
+    pool = threads._pool
+    monkeypatch.setattr(threads.os, "getpid", lambda: -1)  # as in a child after fork()
+    assert kernels.run_each(lambda i: i * 10, 2) == [0, 10]
+    assert threads._pool is not pool
+
+
+@pytest.mark.parametrize("count,parts,expected", [
+    (10, 2, [(0, 5), (5, 10)]), (5, 2, [(0, 2), (2, 5)]), (1, 2, [(0, 1)]), (0, 2, []),
+    (7, 3, [(0, 2), (2, 4), (4, 7)]),
+])
+def test_split_cuts_near_equal_runs(count, parts, expected):
+    assert kernels.split(count, parts) == expected
+
+
+def test_a_nested_count_applies_inside_and_the_outer_one_returns():
+    pytest.importorskip("threadpoolctl")
+    if not threads._blas():
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    with kernels.own_threads(3):
+        with kernels.own_threads(2):
+            assert kernels.workers() == 2
+        assert kernels.workers() == 3
+    assert kernels.workers() == 1
+
+
+def test_the_thread_tools_are_reexported_from_kernels():
+    for name in ("blas_threads", "own_threads", "workers", "run_each", "split"):
+        assert getattr(kernels, name) is getattr(threads, name), name

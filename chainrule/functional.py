@@ -30,6 +30,7 @@ from chainrule.ops.nn import (
     ELU,
     GELU,
     BatchNorm,
+    Dropout,
     Embedding,
     Erf,
     LeakyReLU,
@@ -44,7 +45,6 @@ from chainrule.ops.nn import (
 from chainrule.ops.nn_conv import Conv2d
 from chainrule.ops.nn_pool import AvgPool2d, MaxPool2d
 from chainrule.ops.shape import reshape
-from chainrule.random import get_generator
 from chainrule.tensor import Tensor
 
 __all__ = [
@@ -246,12 +246,7 @@ def dropout(x, rate: float, training: bool = True, seed=None) -> Tensor:
     x = as_tensor(x)
     if not training or rate == 0:
         return x
-    generator = np.random.default_rng(seed) if seed is not None else get_generator()
-    draw_dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
-    keep = generator.random(x.shape, dtype=draw_dtype) >= rate
-    mask = keep.astype(x.dtype)
-    mask *= 1 / (1 - rate)
-    return x * Tensor(backend.to_device(mask, x.device))
+    return Dropout(rate, seed)(x)
 
 
 def batch_norm(x, gamma, beta, moving_mean, moving_variance, training: bool,
@@ -288,14 +283,9 @@ def batch_norm(x, gamma, beta, moving_mean, moving_variance, training: bool,
             raise ValueError(f"batch_norm: {name} must have shape ({channels},) for input of "
                              f"shape {x.shape} with axis={axis}, got {tuple(t.shape)}")
     if training:
-        op = BatchNorm(axis, epsilon, gamma is not None, beta is not None)
-        y = op(x, *(t for t in (gamma, beta) if t is not None))
-        for moving, batch in ((moving_mean, op.mean), (moving_variance, op.variance)):
-            if moving is not None:
-                data = moving.data if isinstance(moving, Tensor) else moving
-                data *= momentum
-                data += (1 - momentum) * batch.astype(data.dtype, copy=False)
-        return y
+        op = BatchNorm(axis, epsilon, gamma is not None, beta is not None,
+                       (moving_mean, moving_variance), momentum)
+        return op(x, *(t for t in (gamma, beta) if t is not None))
     if moving_mean is None or moving_variance is None:
         raise ValueError("batch_norm: inference (training=False) needs the moving statistics")
     mean = _data(moving_mean).astype(x.dtype, copy=False)
@@ -324,12 +314,15 @@ def embedding(ids, weights) -> Tensor:
     The result has shape ``ids.shape + (output_dim,)``; repeated ids accumulate gradient.
     """
     weights = as_tensor(weights)
+    given = ids
     ids = _integer_array(ids, "embedding", "ids")
     if weights.ndim != 2:
         raise ValueError(f"embedding: weights must be 2-D (input_dim, output_dim), "
                          f"got {weights.shape}")
     _check_range(ids, weights.shape[0], "embedding", f"ids for weights of shape {weights.shape}")
-    return Embedding(ids)(weights)
+    # the ids Tensor itself is the op's input (a traced model then reads each batch's ids)
+    id_tensor = given if isinstance(given, Tensor) and given.data is ids else Tensor(ids)
+    return Embedding()(weights, id_tensor)
 
 
 def one_hot(labels, num_classes: int, dtype=None) -> Tensor:
@@ -413,7 +406,9 @@ def softmax_cross_entropy(logits, labels, axis: int = -1, reduction: str = "mean
             )
         _check_range(data, logits.shape[axis], "softmax_cross_entropy",
                      f"labels for logits of shape {logits.shape}")
-        losses = SoftmaxCrossEntropy(axis, data)(logits)
+        if not isinstance(labels, Tensor) or labels.data is not data:
+            labels = Tensor(data)  # (reshaped, or given as an array)
+        losses = SoftmaxCrossEntropy(axis, sparse=True)(logits, labels)
     else:
         target = as_tensor(labels, logits)
         if target.shape != logits.shape:

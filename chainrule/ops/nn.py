@@ -26,6 +26,7 @@ from chainrule.ops.erf import erf_array
 from chainrule.ops.linalg import matmul
 from chainrule.ops.reduction import sum as reduce_sum
 from chainrule.ops.shape import reshape
+from chainrule.random import get_generator
 from chainrule.tensor import Tensor
 
 # -- linear --------------------------------------------------------------------------------------
@@ -282,7 +283,7 @@ def log_softmax_array(x, axis: int):
 class SoftmaxCrossEntropy(Function):
     """Per-sample cross-entropy of softmax(logits) with a target, along ``axis``.
 
-    Sparse (``labels`` given, integer classes):   ℓ = −log softmax(x)[label].
+    Sparse (``sparse``: the target is integer classes):   ℓ = −log softmax(x)[label].
     Dense (target tensor t, one-hot or probabilities):   ℓ = −Σ t ⊙ log softmax(x).
 
     log softmax is computed with the max subtracted (log-sum-exp), so ±1e4 logits are fine.
@@ -294,12 +295,15 @@ class SoftmaxCrossEntropy(Function):
 
     differentiable_backward = False
 
-    def __init__(self, axis: int, labels=None):
-        self.axis, self.labels = axis, labels
+    def __init__(self, axis: int, sparse: bool = False):
+        self.axis, self.sparse = axis, sparse
 
-    def forward(self, logits, target=None):
+    def forward(self, logits, target):
+        """``target``: integer labels (``sparse``) or a dense target. Both are inputs of the op,
+        not constants of it, so a traced step reads each batch's labels."""
         self.log_probs = log_softmax_array(logits, self.axis)
-        if target is None:
+        if self.sparse:
+            self.labels = target
             return -self._at_labels(self.log_probs)
         return -(target * self.log_probs).sum(axis=self.axis)
 
@@ -327,7 +331,7 @@ class SoftmaxCrossEntropy(Function):
     def backward(self, gy):
         xp = backend.get_array_module(gy.data)
         g = xp.expand_dims(gy.data, self.axis)
-        sparse = len(self.inputs) == 1
+        sparse = self.sparse
         target = None if sparse else self.inputs[1].data
         gx = gt = None
         if self.inputs[0].requires_grad:
@@ -341,7 +345,7 @@ class SoftmaxCrossEntropy(Function):
             gx = Tensor(gx)
         if not sparse and self.inputs[1].requires_grad:
             gt = Tensor(-self.log_probs * g)
-        return (gx,) if sparse else (gx, gt)
+        return gx, gt
 
 
 class SigmoidCrossEntropy(Function):
@@ -371,6 +375,33 @@ class SigmoidCrossEntropy(Function):
 # -- batch normalisation -------------------------------------------------------------------------
 
 
+class Dropout(Function):
+    """Inverted dropout: y = x ⊙ m / (1 − p) with m_i ~ Bernoulli(1 − p);  ∂y/∂x = m / (1 − p).
+
+    The mask is drawn inside forward, from chainrule's generator (or a new generator of
+    ``seed``), so a replayed trace draws a fresh mask on every run, in the order define-by-run
+    draws them: the same seed gives the same masks either way.
+    """
+
+    saved_inputs = ()
+    pure = False
+
+    def __init__(self, rate: float, seed=None):
+        self.rate, self.seed = rate, seed
+
+    def forward(self, x):
+        generator = np.random.default_rng(self.seed) if self.seed is not None else get_generator()
+        draw_dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
+        keep = generator.random(x.shape, dtype=draw_dtype) >= self.rate
+        mask = keep.astype(x.dtype)
+        mask *= 1 / (1 - self.rate)
+        self.mask = backend.to_device(mask, backend.device_of(x))
+        return x * self.mask
+
+    def backward(self, gy):
+        return (gy * constant(self.mask),)
+
+
 class BatchNorm(Function):
     """Batch normalisation with batch statistics (training mode), over every axis but ``axis``.
 
@@ -380,15 +411,23 @@ class BatchNorm(Function):
         ∂L/∂x = (γ/σ)/m · (m·G − Σ G − x̂ ⊙ Σ(G ⊙ x̂)),   ∂L/∂γ = Σ G ⊙ x̂,   ∂L/∂β = Σ G.
 
     The inputs are x and then γ and β when present (``has_gamma``, ``has_beta``). After forward
-    the op holds ``mean`` and ``variance`` (biased) for the moving-average update.
-    First-order only (raw arrays).
+    the op holds ``mean`` and ``variance`` (biased). Given ``moving`` (the moving mean and
+    variance, Tensors or arrays) and ``momentum``, forward also updates them in place, as Keras:
+
+        moving ← momentum · moving + (1 − momentum) · batch statistic,
+
+    so a replayed trace updates them on every run, as define-by-run does (the op is then not
+    ``pure``). First-order only (raw arrays).
     """
 
     differentiable_backward = False
 
-    def __init__(self, axis: int, epsilon: float, has_gamma: bool, has_beta: bool):
+    def __init__(self, axis: int, epsilon: float, has_gamma: bool, has_beta: bool,
+                 moving=(), momentum: float = 0.99):
         self.axis, self.epsilon = axis, epsilon
         self.has_gamma, self.has_beta = has_gamma, has_beta
+        self.moving, self.momentum = tuple(moving), momentum
+        self.pure = not any(m is not None for m in self.moving)
 
     def forward(self, x, *affine):
         xp = backend.get_array_module(x)
@@ -403,6 +442,7 @@ class BatchNorm(Function):
         xhat *= self.inv_std
         self.xhat = xhat
         self.mean, self.variance = mean.reshape(-1), variance.reshape(-1)
+        self._update_moving_statistics()
         affine = list(affine)
         gamma = affine.pop(0).reshape(self.stat_shape) if self.has_gamma else None
         beta = affine.pop(0).reshape(self.stat_shape) if self.has_beta else None
@@ -412,6 +452,13 @@ class BatchNorm(Function):
         if beta is not None:
             y += beta
         return y
+
+    def _update_moving_statistics(self) -> None:
+        for moving, batch in zip(self.moving, (self.mean, self.variance)):
+            if moving is not None:
+                data = moving.data if isinstance(moving, Tensor) else moving
+                data *= self.momentum
+                data += (1 - self.momentum) * batch.astype(data.dtype, copy=False)
 
     def backward(self, gy):
         g = gy.data
@@ -451,15 +498,14 @@ class Embedding(Function):
 
     saved_inputs = ()
 
-    def __init__(self, ids):
-        self.ids = ids
-
-    def forward(self, table):
-        self.rows = table.shape[0]
-        return backend.get_array_module(table).take(table, self.ids, axis=0)
+    def forward(self, table, ids):
+        """``ids`` is an input (an integer Tensor, no gradient), so a traced model reads each
+        batch's ids."""
+        self.ids, self.rows = ids, table.shape[0]
+        return backend.get_array_module(table).take(table, ids, axis=0)
 
     def backward(self, gy):
-        return (EmbeddingGrad(self.ids, self.rows)(gy),)
+        return EmbeddingGrad(self.ids, self.rows)(gy), None
 
 
 class EmbeddingGrad(Function):
@@ -474,7 +520,7 @@ class EmbeddingGrad(Function):
         return scatter_add_rows(self.ids.reshape(-1), g.reshape(-1, g.shape[-1]), self.rows)
 
     def backward(self, gy):
-        return (Embedding(self.ids)(gy),)
+        return (Embedding()(gy, constant(self.ids)),)
 
 
 def scatter_add_rows(ids, values, rows: int):

@@ -339,14 +339,35 @@ def test_mlp_training_loop_matches_define_by_run():
         np.testing.assert_array_equal(v.data, p.data)
 
 
+@pytest.mark.filterwarnings("ignore:Mul. an input of shape")
 def test_a_fed_placeholder_that_no_op_reads_warns():
     with tf.Graph() as g:
         logits = tf.placeholder((None, 3))
         labels = tf.placeholder((None,), "int64", name="labels")
-        # integer labels are read as data by the cross-entropy: the graph keeps the stand-ins
-        loss = F.softmax_cross_entropy(logits, labels)
+        # one_hot reads the labels in Python (it is not an op): the graph keeps the stand-ins
+        loss = (F.one_hot(labels, 3) * logits).sum()
     with pytest.warns(UserWarning, match="'labels' is fed, but no op of the graph reads it"):
         tf.Session(g).run(loss, {logits: np.zeros((2, 3)), labels: [1, 2]})
+
+
+def test_integer_labels_and_ids_are_inputs_of_their_ops():
+    """Sparse cross-entropy and embedding take the labels / ids as inputs, so a graph reads
+    the fed ones (they used to be constants of the graph, kept from the stand-ins)."""
+    with tf.Graph() as g:
+        logits = tf.placeholder((None, 3))
+        labels = tf.placeholder((None,), "int64")
+        ids = tf.placeholder((None,), "int64")
+        table = tf.Variable(np.arange(12.0).reshape(4, 3))
+        loss = F.softmax_cross_entropy(logits, labels, reduction="none")
+        rows = F.embedding(ids, table)
+        init = tf.global_variables_initializer()
+    fed_logits = np.log(np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]))
+    with tf.Session(g) as sess:
+        sess.run(init)
+        got_loss, got_rows = sess.run([loss, rows], {logits: fed_logits, labels: [2, 0],
+                                                     ids: [3, 1]})
+    np.testing.assert_allclose(got_loss, -np.log([0.5, 0.6]), rtol=1e-6)
+    np.testing.assert_array_equal(got_rows, [[9, 10, 11], [3, 4, 5]])
 
 
 def test_the_build_run_examples_of_the_docs_run(capsys):
@@ -392,10 +413,26 @@ def test_a_cnn_with_flatten_takes_any_batch_size():
             np.testing.assert_array_equal(a, p.grad.data)
 
 
-def test_dropout_mask_is_a_build_time_constant_and_warns():
+def test_a_constant_of_the_batch_stand_in_length_warns():
     with tf.Graph() as g:
         x = tf.placeholder((None, 4))
+        mask = cr.Tensor(np.ones(x.shape, np.float32))  # made in Python, from the stand-in
         with pytest.warns(UserWarning, match=r"Mul: an input of shape \(2, 4\) is a constant"):
-            y = layers.Dropout(0.5)(x, training=True)
+            y = x * mask
     with pytest.raises(RuntimeError, match=r"Mul failed on inputs of shapes \(5, 4\), \(2, 4\)"):
         tf.Session(g).run(y, {x: np.ones((5, 4))})
+
+
+def test_dropout_draws_a_new_mask_for_the_fed_batch_on_every_run():
+    """Dropout is an op that draws its mask in forward: a session run draws one for the fed
+    batch, a fresh one each run."""
+    with tf.Graph() as g:
+        x = tf.placeholder((None, 200))
+        y = layers.Dropout(0.5)(x, training=True)
+    with tf.Session(g) as sess:
+        first = sess.run(y, {x: np.ones((5, 200))})
+        second = sess.run(y, {x: np.ones((5, 200))})
+    assert first.shape == (5, 200)
+    assert set(np.unique(first)) == {0.0, 2.0}
+    assert (first != second).any()
+

@@ -90,6 +90,7 @@ _KERAS_NAMES = {
     "save": "chainrule.nn.serialization", "load": "chainrule.nn.serialization",
     "Metric": "chainrule.metrics", "Optimizer": "chainrule.optimizers",
     "Initializer": "chainrule.initializers", "Regularizer": "chainrule.regularizers",
+    "jit": "chainrule.graph.jit",  # trace once, replay (chainrule.jit(fn))
 }
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from chainrule import functional as F
 from chainrule import ops
 from chainrule.ops._util import as_tensor
+from chainrule.ops.nn import PickLast
 from chainrule.tensor import Tensor
 
 #: Keras's fuzz factor: probabilities are clipped to [EPSILON, 1 − EPSILON] before log.
@@ -122,7 +123,17 @@ class Loss:
                 f"{what}: class ids must be in [0, {classes}) for y_pred of shape "
                 f"{y_pred.shape}; got min {labels.min()}, max {labels.max()}"
             )
-        return labels
+        return _as_label_tensor(y_true, labels)
+
+
+def _as_label_tensor(y_true, labels) -> Tensor:
+    """The checked ``labels`` as a Tensor computed by ops from ``y_true`` where it is a Tensor
+    (a reshape, a cast), so a traced step (``chainrule.jit``) reads each batch's labels."""
+    if not isinstance(y_true, Tensor):
+        return Tensor(labels)
+    if y_true.shape != labels.shape:
+        y_true = ops.reshape(y_true, labels.shape)
+    return y_true if y_true.dtype == labels.dtype else ops.astype(y_true, labels.dtype)
 
 
 def _mean_last(values: Tensor) -> Tensor:
@@ -130,11 +141,9 @@ def _mean_last(values: Tensor) -> Tensor:
     return ops.mean(values, axis=-1) if values.ndim > 1 else values
 
 
-def _pick_last(values: Tensor, labels) -> Tensor:
-    """values[..., labels[...]]: the entry of the last axis named by each label (differentiable)."""
-    flat = ops.reshape(values, (-1, values.shape[-1]))
-    rows = np.arange(flat.shape[0])
-    return ops.reshape(ops.getitem(flat, (rows, labels.reshape(-1))), labels.shape)
+def _pick_last(values: Tensor, labels: Tensor) -> Tensor:
+    """values[..., labels[...]]: the entry of the last axis named by each label."""
+    return PickLast()(values, labels)
 
 
 def _normalised_probabilities(y_pred: Tensor, axis: int = -1) -> Tensor:
@@ -248,8 +257,10 @@ class MultiClassHinge(Loss):
         labels = self._class_labels(y_true, y_pred)
         correct = _pick_last(y_pred, labels)
         margins = ops.relu(y_pred - ops.reshape(correct, correct.shape + (1,)) + self.margin)
-        others = np.arange(y_pred.shape[-1]) != labels[..., None]
-        return ops.sum(ops.where(others, margins, 0.0), axis=-1)
+        # the sum over every j includes j = y, whose term is exactly max(0, margin): take it
+        # off rather than mask it (a mask made from the labels in Python would be a constant
+        # of a traced step)
+        return ops.sum(margins, axis=-1) - max(0.0, self.margin)
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin}

@@ -114,6 +114,8 @@ class Tensor:
             yield self[i]
 
     def __bool__(self) -> bool:
+        if recorders:
+            notify_recorder("note_read", self, "bool(), e.g. an if")
         if self.data.size != 1:
             raise ValueError(
                 f"the truth value of a tensor of shape {self.shape} is ambiguous; "
@@ -127,10 +129,14 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """The data as a NumPy array (copied from the GPU if needed; shares memory on the CPU)."""
+        if recorders:
+            notify_recorder("note_read", self, ".numpy()")
         return backend.to_numpy(self.data)
 
     def item(self):
         """The single value of a one-element tensor as a Python number."""
+        if recorders:
+            notify_recorder("note_read", self, ".item()")
         if self.data.size != 1:
             raise ValueError(f"item(): tensor of shape {self.shape} has {self.size} elements")
         return self.data.item()
@@ -212,6 +218,9 @@ class Tensor:
         """
         from chainrule.autograd.engine import backward
 
+        if recorders:  # being traced (chainrule.jit): the trace records the backward
+            retain_graph = notify_recorder("record_backward", self, grad, retain_graph,
+                                           create_graph) or retain_graph
         backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
 
     def zero_grad(self) -> None:
@@ -597,3 +606,4 @@ def tensor(data, dtype=None, requires_grad: bool = False, device=None) -> Tensor
 
 
 from chainrule import ops  # noqa: E402 - ops import Tensor; the methods above call them
+from chainrule.autograd.function import notify_recorder, recorders  # noqa: E402

@@ -66,6 +66,16 @@ def current_recorder():
     return recorders.get(threading.get_ident())
 
 
+def notify_recorder(event: str, *args):
+    """Tell this thread's recorder, if it listens for ``event``, what just happened (called
+    only while ``recorders`` is not empty): "note_layer" (a layer ran: its training mode
+    matters), "note_read" (a Tensor's value was read in Python), "record_effect" (an
+    optimizer's step to repeat on replay). Returns the recorder's answer, or None."""
+    recorder = recorders.get(threading.get_ident())
+    listener = getattr(recorder, event, None)
+    return None if listener is None else listener(*args)
+
+
 class Function:
     """One recorded application of an op; subclasses define ``forward`` and ``backward``."""
 
@@ -181,7 +191,12 @@ class Function:
                     raise _modified_error(self, out, f"output {i}", 0)
 
     def release(self) -> None:
-        """Free what forward saved and the references to the inputs (after backward)."""
+        """Free what forward saved and the references to the inputs (after backward). A node
+        of a trace (``chainrule.jit``) keeps its configuration for the next replay and drops
+        only its inputs."""
+        if self.__dict__.get("in_trace"):
+            self.inputs = None
+            return
         self.__dict__.clear()
 
     @property

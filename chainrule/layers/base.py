@@ -41,6 +41,7 @@ import numpy as np
 
 from chainrule import backend, initializers, regularizers
 from chainrule._config import get_default_dtype
+from chainrule.autograd.function import notify_recorder, recorders
 from chainrule.initializers import _snake_case
 from chainrule.layers import _checks
 from chainrule.tensor import Tensor, tensor
@@ -215,6 +216,8 @@ class Layer(metaclass=_LayerType):
 
         ``training=True/False`` runs this one call in that mode (Keras's argument).
         """
+        if recorders:  # being traced: the trace depends on this layer's training mode
+            notify_recorder("note_layer", self)
         if len(inputs) != 1 or not isinstance(inputs[0], Tensor):
             symbolic = _first_symbolic(inputs)
             if symbolic is not None:  # the functional API: record the call, compute no data

@@ -47,8 +47,7 @@ from chainrule.tensor import Tensor
 
 #: Keras compile() arguments that mean nothing here (there is no graph compiler); accepted and
 #: ignored so that Keras code runs unchanged.
-_IGNORED_COMPILE_ARGUMENTS = ("run_eagerly", "jit_compile", "steps_per_execution",
-                              "auto_scale_loss")
+_IGNORED_COMPILE_ARGUMENTS = ("run_eagerly", "steps_per_execution", "auto_scale_loss")
 
 
 class _ModelType(type(Layer)):
@@ -151,7 +150,8 @@ class Model(Layer, metaclass=_ModelType):
 
     # -- compile --------------------------------------------------------------------------------
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs) -> None:
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, jit: bool = False,
+                jit_compile=None, **kwargs) -> None:
         """Choose the optimizer, the loss and the metrics for ``fit`` and ``evaluate``.
 
         Args:
@@ -162,8 +162,12 @@ class Model(Layer, metaclass=_ModelType):
             metrics: a list of metrics or names. "accuracy" (or "acc") becomes binary,
                 categorical or sparse categorical accuracy according to the loss and to the
                 shapes of the first batch, as in Keras; it keeps the name given.
-            run_eagerly, jit_compile, steps_per_execution, auto_scale_loss: Keras arguments
-                that mean nothing here; accepted and ignored.
+            jit: trace the forward pass once per batch shape and replay it
+                (:mod:`chainrule.models.traced`, :func:`chainrule.jit`): the same numbers as
+                eager, with less Python per step. Keras's ``jit_compile=True`` means the same;
+                its default "auto" and ``False`` leave the model eager.
+            run_eagerly, steps_per_execution, auto_scale_loss: Keras arguments that mean
+                nothing here; accepted and ignored.
 
         Compile again after freezing or unfreezing layers, so a fresh optimizer is bound to the
         new set of trainable parameters.
@@ -183,6 +187,8 @@ class Model(Layer, metaclass=_ModelType):
         self.compiled_metrics = None
         self.compiled = True
         self._ready = False
+        self.jit = bool(jit) or jit_compile is True
+        self._traced = None
 
     @property
     def metrics_names(self) -> list[str]:
@@ -467,8 +473,7 @@ class Model(Layer, metaclass=_ModelType):
         x = training.cast_floats(x, dtype)
         y = training.cast_floats(y, dtype)
         x_on, y_on = training.to_device_of(self, x, y)  # the model's device (a no-op on CPU)
-        y_pred = self(Tensor(x_on))
-        loss = self.loss(Tensor(y_on), y_pred)
+        loss, y_pred = self._forward_loss_step()(Tensor(x_on), Tensor(y_on))
         if not self._ready:
             self._prepare_training(y, _arrays_of(y_pred))
         if self._regularized:
@@ -491,6 +496,24 @@ class Model(Layer, metaclass=_ModelType):
         for metric in self.compiled_metrics:  # (a model of several outputs has none)
             metric.update_state(y, backend.to_numpy(y_pred.data))
         return value
+
+    def forward_loss(self, x: Tensor, y: Tensor):
+        """``(loss, y_pred)`` for a batch of Tensors: the part of a step that ``jit`` traces."""
+        y_pred = self(x)
+        return self.loss(y, y_pred), y_pred
+
+    def _traced_steps(self):
+        if getattr(self, "_traced", None) is None:
+            from chainrule.models.traced import TracedSteps
+
+            self._traced = TracedSteps(self)
+        return self._traced
+
+    def _forward_loss_step(self):
+        """:meth:`forward_loss`, traced when the model was compiled with ``jit=True``."""
+        if getattr(self, "jit", False):
+            return self._traced_steps().forward_loss
+        return self.forward_loss
 
     def _average_buffers(self, comm) -> None:
         """Data-parallel fit: the weights no gradient trains (batch norm's moving statistics,
@@ -599,13 +622,14 @@ class Model(Layer, metaclass=_ModelType):
         """The outputs for one batch of inputs ``data`` (Keras's ``predict_step``), as a NumPy
         array; ``predict`` calls it in evaluation mode, recording no graph."""
         x = training.cast_floats(data, self._float_dtype())
-        return self(Tensor(training.to_device_of(self, x))).numpy()
+        forward = self._traced_steps().forward if getattr(self, "jit", False) else self
+        return backend.to_numpy(forward(Tensor(training.to_device_of(self, x))).data)
 
     def _test_step(self, x, y, dtype) -> float:
         y = training.cast_floats(y, dtype)
         x_on, y_on = training.to_device_of(self, training.cast_floats(x, dtype), y)
-        y_pred = self(Tensor(x_on))
-        loss_value = float(self.loss(Tensor(y_on), y_pred).item())
+        loss, y_pred = self._forward_loss_step()(Tensor(x_on), Tensor(y_on))
+        loss_value = float(loss.item())
         if self.compiled_metrics is None:
             self._resolve_metrics(y, _arrays_of(y_pred))
         self._loss_tracker.update_state(loss_value, sample_weight=len(y))

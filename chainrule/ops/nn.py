@@ -348,6 +348,29 @@ class SoftmaxCrossEntropy(Function):
         return gx, gt
 
 
+class PickLast(Function):
+    """y[...] = x[..., labels[...]]: the entry of the last axis that each integer label names.
+
+    ∂L/∂x is zero but at the picked entries, where it is the upstream gradient. The labels are
+    the second input (no gradient), so a traced step reads each batch's. First-order only.
+    """
+
+    saved_inputs = ()
+    differentiable_backward = False
+
+    def forward(self, values, labels):
+        xp = backend.get_array_module(values)
+        flat = values.reshape(-1, values.shape[-1])
+        self.shape, self.rows, self.index = values.shape, xp.arange(flat.shape[0]), labels.ravel()
+        return flat[self.rows, self.index].reshape(labels.shape)
+
+    def backward(self, gy):
+        xp = backend.get_array_module(gy.data)
+        gx = xp.zeros((self.rows.size, self.shape[-1]), dtype=gy.data.dtype)
+        gx[self.rows, self.index] = gy.data.ravel()
+        return Tensor(gx.reshape(self.shape)), None
+
+
 class SigmoidCrossEntropy(Function):
     """Elementwise ℓ = −t·log σ(x) − (1 − t)·log(1 − σ(x)) from logits x.
 

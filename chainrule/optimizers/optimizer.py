@@ -35,6 +35,7 @@ import numpy as np
 
 from chainrule import backend
 from chainrule._config import enable_grad
+from chainrule.autograd.function import notify_recorder, recorders
 from chainrule.optimizers import clipping
 from chainrule.optimizers import schedules as schedules_module
 from chainrule.tensor import Tensor
@@ -255,6 +256,8 @@ class Optimizer:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients: set every parameter's ``.grad`` to None (or fill it with 0)."""
+        if recorders:  # being traced (chainrule.jit): a replay forgets them too
+            notify_recorder("record_effect", lambda: self.zero_grad(set_to_none), "zero_grad")
         for group in self.param_groups:
             for p in group["params"]:
                 if set_to_none or p.grad is None:
@@ -270,6 +273,8 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        elif recorders:  # being traced (chainrule.jit): a replay updates the weights too
+            notify_recorder("record_effect", self.step, "step")
         if not self.param_groups:
             raise RuntimeError(
                 f"{type(self).__name__}.step(): the optimizer has no parameters yet; pass them "

@@ -87,6 +87,9 @@ class Function:
     multi_output: bool = False
     #: Set to False by fused ops whose backward uses raw arrays and so cannot be differentiated.
     differentiable_backward: bool = True
+    #: Set to False by ops without a gradient (comparisons): they never become graph nodes,
+    #: and are ops only so that a trace records them.
+    has_gradient: bool = True
     #: The positions of the inputs whose values backward reads (PyTorch's saved tensors); their
     #: versions are recorded and checked. ``None``: every input (the safe default); ``()``: none
     #: (ops whose backward needs only shapes, masks made in forward, or their own output).
@@ -112,7 +115,7 @@ class Function:
             _check_same_device(self, inputs)
         ys = self.forward(*[t.data for t in inputs])
         node = None
-        if flags.grad_enabled:
+        if flags.grad_enabled and self.has_gradient:
             for t in inputs:
                 if t.requires_grad:
                     node = self

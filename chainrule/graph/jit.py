@@ -116,26 +116,36 @@ def signature(args, fn=None) -> tuple:
     Tensors) or value (everything else), and whether gradients are on."""
     key = []
     for i, a in enumerate(args):
-        if isinstance(a, Tensor):
-            key.append(("tensor", a.data.shape, a.data.dtype.str, a.requires_grad,
-                        backend.device_of(a.data)))
-        elif backend.is_array(a):
-            key.append(("array", a.shape, a.dtype.str, backend.device_of(a)))
-        elif a is None or isinstance(a, (bool, int, float, str, np.generic)):
+        if _is_value(a):
+            key.append(_value_key(a))
+        elif _is_static(a):
             key.append(("static", type(a).__name__, a))
-        elif isinstance(a, (list, tuple)) and _all_static(a):
+        elif isinstance(a, (list, tuple)) and all(_is_static(v) for v in a):
             key.append(("static", type(a).__name__, tuple(a)))
+        elif isinstance(a, (list, tuple)) and all(_is_value(v) for v in a):
+            key.append((type(a).__name__, tuple(_value_key(v) for v in a)))
         else:
             name = getattr(fn, "__qualname__", "fn")
             raise TypeError(
                 f"jit({name}): argument {i} is a {type(a).__name__}; a traced function takes "
-                "Tensors, arrays, and numbers, strings, None or tuples of them (which are part "
-                "of the signature)")
+                "Tensors and arrays (or lists of them), and numbers, strings, None or tuples "
+                "of them (which are part of the signature)")
     return (flags.grad_enabled, tuple(key))
 
 
-def _all_static(values) -> bool:
-    return all(v is None or isinstance(v, (bool, int, float, str)) for v in values)
+def _is_value(a) -> bool:
+    return isinstance(a, Tensor) or backend.is_array(a)
+
+
+def _is_static(a) -> bool:
+    return a is None or isinstance(a, (bool, int, float, str, np.generic))
+
+
+def _value_key(a) -> tuple:
+    if isinstance(a, Tensor):
+        return ("tensor", a.data.shape, a.data.dtype.str, a.requires_grad,
+                backend.device_of(a.data))
+    return ("array", a.shape, a.dtype.str, backend.device_of(a))
 
 
 # -- recording ---------------------------------------------------------------------------------
@@ -301,15 +311,16 @@ def link(trace: JitTrace, steps, value: dict) -> dict:
 class TracedCall:
     """One signature's trace of a function and the plan that replays it."""
 
-    def __init__(self, trace: JitTrace, inputs, statics, output, optimize: bool):
+    def __init__(self, trace: JitTrace, inputs, output, optimize: bool):
         self.trace = trace
-        self.inputs = inputs  # per argument: its input handle, or None (a static argument)
-        self.statics = statics
+        #: per argument: its input handle, a tuple of them (a list of Tensors), or None (static)
+        self.inputs = inputs
         self.output = output  # the returned structure, with ("value", handle) leaves
         self.modes = [(layer, layer.training) for layer in trace.layers.values()]
         wanted = sorted({h for h in _leaves(output)})
         self.wanted = wanted
-        fed = [h for h in inputs if h is not None]
+        fed = [h for spec in inputs if spec is not None
+               for h in (spec if type(spec) is tuple else (spec,))]
         self.links_output = flags.grad_enabled and not trace.effects and any(
             trace.kind[h] == COMPUTED and trace.tensors[h].requires_grad for h in wanted)
         self._steps_to_output = path_to_all(trace, wanted) if self.links_output else None
@@ -327,16 +338,14 @@ class TracedCall:
         trace = JitTrace(getattr(fn, "__qualname__", "fn"))
         inputs, call_args = [], []
         for i, a in enumerate(args):
-            if isinstance(a, Tensor) or backend.is_array(a):
-                t = a if isinstance(a, Tensor) else Tensor._from_op(a, None)
-                if trace.handle(t) is not None:
-                    first = inputs.index(trace.handle(t))
-                    raise ValueError(f"jit({trace.fn_name}): arguments {first} and {i} are the "
-                                     "same Tensor; pass it once")
-                h = trace.add_input(t, name=f"arg{i}")
-                trace.current_args[h] = t
-                inputs.append(h)
+            if _is_value(a):
+                t = cls._add_argument(trace, a, f"arg{i}")
+                inputs.append(trace.handle(t))
                 call_args.append(t)
+            elif isinstance(a, (list, tuple)) and a and all(_is_value(v) for v in a):
+                ts = [cls._add_argument(trace, v, f"arg{i}[{j}]") for j, v in enumerate(a)]
+                inputs.append(tuple(trace.handle(t) for t in ts))
+                call_args.append(type(a)(ts))
             else:
                 inputs.append(None)
                 call_args.append(a)
@@ -346,7 +355,16 @@ class TracedCall:
             if isinstance(node, OpNode):
                 node.function.in_trace = True  # release() keeps what a replay needs
         output = _structure(trace, result)
-        return cls(trace, inputs, call_args, output, optimize), result
+        return cls(trace, inputs, output, optimize), result
+
+    @staticmethod
+    def _add_argument(trace: JitTrace, value, name: str) -> Tensor:
+        t = value if isinstance(value, Tensor) else Tensor._from_op(value, None)
+        if trace.handle(t) is not None:
+            raise ValueError(f"jit({trace.fn_name}): {trace.names[trace.handle(t)]} and {name} "
+                             "are the same Tensor; pass it once")
+        trace.current_args[trace.add_input(t, name=name)] = t
+        return t
 
     def modes_match(self) -> bool:
         return all(layer.training == mode for layer, mode in self.modes)
@@ -355,13 +373,13 @@ class TracedCall:
         trace = self.trace
         feeds, current = {}, trace.current_args
         for h, a in zip(self.inputs, args):
-            if h is not None:
-                if isinstance(a, Tensor):
-                    feeds[h] = a.data
-                    current[h] = a
-                else:
-                    feeds[h] = a
-                    current[h] = Tensor._from_op(a, None)
+            if h is None:
+                continue
+            if type(h) is tuple:
+                for hi, ai in zip(h, a):
+                    _feed(feeds, current, hi, ai)
+            else:
+                _feed(feeds, current, h, a)
         results = self.plan.run(feeds)
         values = dict(zip(self.wanted, results))
         tensors = None
@@ -369,6 +387,13 @@ class TracedCall:
             tensors = link(trace, self._steps_to_output, values)
         current.clear()  # drop this call's arguments
         return _rebuild(self.output, values, tensors)
+
+
+def _feed(feeds: dict, current: dict, h: int, value) -> None:
+    if isinstance(value, Tensor):
+        feeds[h], current[h] = value.data, value
+    else:
+        feeds[h], current[h] = value, Tensor._from_op(value, None)
 
 
 def path_to_all(trace: Trace, targets) -> list:

@@ -125,19 +125,35 @@ class Minimum(Function):
 
 
 class Where(Function):
-    """y = condition ? a : b;  the gradient flows to whichever input was chosen."""
+    """y = condition ? a : b;  the gradient flows to whichever input was chosen.
+
+    The condition is the first input (boolean, no gradient), so a traced function reads each
+    call's condition.
+    """
 
     saved_inputs = ()
 
-    def __init__(self, condition):
+    def forward(self, condition, a, b):
         self.condition = condition
-
-    def forward(self, a, b):
-        return backend.get_array_module(a).where(self.condition, a, b)
+        return backend.get_array_module(a).where(condition, a, b)
 
     def backward(self, gy):
         chosen = Tensor(self.condition.astype(gy.dtype))
-        return gy * chosen, gy * (1 - chosen)
+        return None, gy * chosen, gy * (1 - chosen)
+
+
+class Compare(Function):
+    """A NumPy comparison (``np.greater``, ...): a boolean result with no gradient. An op, so
+    that a traced function (``chainrule.jit``) compares each call's values."""
+
+    saved_inputs = ()
+    has_gradient = False
+
+    def __init__(self, ufunc):
+        self.ufunc_name = ufunc.__name__
+
+    def forward(self, a, b):
+        return getattr(backend.get_array_module(a), self.ufunc_name)(a, b)
 
 
 # -- unary ---------------------------------------------------------------------------------------
@@ -392,10 +408,11 @@ def minimum(a, b) -> Tensor:
 
 def where(condition, a, b) -> Tensor:
     """Elementwise ``a`` where ``condition`` is true, else ``b`` (no gradient to ``condition``)."""
-    condition = condition.data if isinstance(condition, Tensor) else condition
     a, b = binary_operands(a, b)
-    xp = backend.get_array_module(a.data)
-    return Where(xp.asarray(condition, dtype=bool))(a, b)
+    if not (isinstance(condition, Tensor) and condition.dtype == bool):
+        data = condition.data if isinstance(condition, Tensor) else condition
+        condition = Tensor(backend.get_array_module(a.data).asarray(data, dtype=bool))
+    return Where()(condition, a, b)
 
 
 def clip(x, min=None, max=None) -> Tensor:  # noqa: A002 - NumPy's argument names
@@ -419,7 +436,6 @@ def to_device(x, device) -> Tensor:
 
 
 def compare(ufunc, a, b) -> Tensor:
-    """A boolean Tensor from a NumPy comparison ufunc; records nothing."""
+    """A boolean Tensor from a NumPy comparison ufunc (an op with no gradient)."""
     a, b = binary_operands(a, b)
-    xp = backend.get_array_module(a.data)
-    return Tensor(getattr(xp, ufunc.__name__)(a.data, b.data))
+    return Compare(ufunc)(a, b)

@@ -25,7 +25,7 @@ from chainrule._config import flags
 from chainrule.ops import reduction as _reduction
 from chainrule.ops import relu, sigmoid, tanh  # re-exported: F.<name> for every activation
 from chainrule.ops._util import as_tensor, normalize_axis
-from chainrule.ops.elementwise import sqrt
+from chainrule.ops.elementwise import astype, sqrt
 from chainrule.ops.nn import (
     ELU,
     GELU,
@@ -288,21 +288,19 @@ def batch_norm(x, gamma, beta, moving_mean, moving_variance, training: bool,
         return op(x, *(t for t in (gamma, beta) if t is not None))
     if moving_mean is None or moving_variance is None:
         raise ValueError("batch_norm: inference (training=False) needs the moving statistics")
-    mean = _data(moving_mean).astype(x.dtype, copy=False)
-    variance = _data(moving_variance).astype(x.dtype, copy=False)
-    scale = 1 / sqrt(Tensor(variance + epsilon))
+    # ops on the moving statistics' Tensors (not on their arrays): a traced evaluation step
+    # reads the statistics of each call
+    mean = astype(as_tensor(moving_mean, x), x.dtype)
+    variance = astype(as_tensor(moving_variance, x), x.dtype)
+    scale = 1 / sqrt(variance + epsilon)
     if gamma is not None:
         scale = scale * gamma
-    shift = -(Tensor(mean) * scale)
+    shift = -(mean * scale)
     if beta is not None:
         shift = shift + beta
     shape = [1] * x.ndim
     shape[axis] = channels
     return x * reshape(scale, tuple(shape)) + reshape(shift, tuple(shape))
-
-
-def _data(value):
-    return value.data if isinstance(value, Tensor) else np.asarray(value)
 
 
 # -- lookup and encoding -------------------------------------------------------------------------

@@ -162,6 +162,13 @@ class JitTrace(Trace):
         self.effects: list[int] = []  # indices of the nodes that must always run
         self.current_args: dict[int, Tensor] = {}  # input handle -> this call's Tensor
 
+    def record(self, function, inputs, outputs) -> None:
+        """Keep every op the function runs, also those on Tensors from outside it (a layer's
+        moving statistics, a constant): which of those change between calls is decided when
+        the plan is made (:func:`constant_handles`), and constant ones are folded there."""
+        self.add_node(OpNode(function), inputs,
+                      outputs if function.multi_output else (outputs,), function.name)
+
     def note_layer(self, layer) -> None:
         self.layers.setdefault(id(layer), layer)
 

@@ -243,3 +243,14 @@ def test_arrays_are_passed_as_tensors_and_results_come_back_as_tensors():
         out = step(np.array([value]))
         assert out["double"].tolist() == [2 * value]
         assert out["pair"][1].tolist() == [value + 1]
+
+
+def test_the_jit_example_of_the_docs_runs(capsys):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "graph.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S)
+                 if "@cr.jit" in b)
+    exec(block, {})
+    assert capsys.readouterr().out == "(49, 1, 1)\n"

@@ -482,3 +482,53 @@ def test_scatter_add_rows_matches_add_at(rows, count, rng):
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     assert scatter_add_rows(ids[:0], values[:0], 4).tolist() == np.zeros((4, 7)).tolist()
+
+
+# -- ops that take their data as inputs (so that traces read each call's) ------------------------
+
+
+def test_pick_last_matches_torch_gather_and_gradchecks(rng):
+    from chainrule.ops.nn import PickLast
+
+    values = rng.standard_normal((2, 3, 5))
+    labels = np.array([[0, 4, 2], [1, 1, 3]])
+    ours_in = cr_wrap(values)
+    theirs_in = torch.tensor(values, requires_grad=True)
+    ours = PickLast()(ours_in, cr.tensor(labels))
+    theirs = torch.gather(theirs_in, -1, torch.tensor(labels)[..., None]).squeeze(-1)
+    assert_close(ours, theirs)
+    upstream = rng.standard_normal(labels.shape)
+    ours.backward(cr_wrap(upstream, requires_grad=False))
+    theirs.backward(torch.tensor(upstream))
+    assert_close(ours_in.grad, theirs_in.grad)
+    assert cr.gradcheck(lambda v: PickLast()(v, cr.tensor(labels)), [cr_wrap(values)])
+
+
+def test_dropout_op_matches_torch_with_the_same_mask_and_gradchecks(rng):
+    from chainrule.ops.nn import Dropout
+
+    x = rng.standard_normal((4, 6))
+    op = Dropout(0.4, seed=3)
+    ours_in = cr_wrap(x)
+    ours = op(ours_in)
+    mask = torch.tensor(op.mask)  # keep / (1 − p), drawn by the op
+    assert set(np.unique(op.mask)) == {0.0, 1 / 0.6}
+    theirs_in = torch.tensor(x, requires_grad=True)
+    theirs = theirs_in * mask
+    assert_close(ours, theirs)
+    upstream = rng.standard_normal(x.shape)
+    ours.backward(cr_wrap(upstream, requires_grad=False))
+    theirs.backward(torch.tensor(upstream))
+    assert_close(ours_in.grad, theirs_in.grad)
+    assert cr.gradcheck(lambda t: Dropout(0.4, seed=3)(t), [cr_wrap(x)])
+
+
+def test_dropout_draws_the_masks_it_drew_before_it_was_an_op():
+    """Same generator, same draws: F.dropout's masks under a seed are those of the old
+    x * Tensor(mask) spelling, so seeded runs from before still reproduce."""
+    x = np.ones((3, 7), np.float32)
+    cr.manual_seed(11)
+    got = F.dropout(cr.tensor(x), 0.25).numpy()
+    generator = np.random.default_rng(11)  # chainrule.manual_seed(11)'s generator
+    keep = generator.random(x.shape, dtype=np.float32) >= 0.25
+    np.testing.assert_array_equal(got, keep.astype(np.float32) * np.float32(1 / 0.75))

@@ -13,57 +13,75 @@ kernel gradient is the same sum with G in place of W,
     ∂L/∂W[f, c, i, j] = Σ_{n,p,q} G[f, n, p, q] · x[c, n, p + i, q + j],   ∂L/∂b[f] = Σ G[f],
 
 taken in one pass over G (with the ReLU's mask applied on the way). A first layer needs no
-input gradient; where one is needed the im2col path computes it (:class:`Conv2d`).
-The loops are kernels (:mod:`chainrule.kernels`; compiled for 3 × 3 kernels); both passes
-deal the filters out to :func:`chainrule.kernels.workers` threads.
+input gradient; where one is needed the im2col algorithm computes all the gradients
+(:mod:`chainrule.ops.conv_im2col`). The loops are kernels (:mod:`chainrule.kernels`; compiled
+for 3 × 3 kernels); both passes deal the filters out to :func:`chainrule.kernels.workers`
+threads, inside :func:`chainrule.kernels.own_threads`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from chainrule import kernels
-
-if TYPE_CHECKING:
-    from chainrule.ops.nn_conv import ConvGeometry
-
-#: Largest C·kh·kw for which "auto" sums the taps directly (3 × 3 kernels on RGB images).
-MAX_PATCH = 27
+from chainrule.ops.conv_geometry import ConvGeometry
+from chainrule.ops.conv_im2col import IM2COL
 
 
-def applies(g: ConvGeometry) -> bool:
-    """Whether the direct kernels compute this convolution: stride 1, no dilation."""
-    return g.stride == (1, 1) and g.dilation == (1, 1)
+class Direct:
+    """Direct sums of the taps for stride-1 convolutions, on chainrule's threads.
+
+    The algorithm interface of :mod:`chainrule.ops.nn_conv` (channel-major arrays in and
+    out). Forward, and backward where x needs no gradient, run inside
+    :func:`chainrule.kernels.own_threads`; an input gradient comes from im2col's BLAS
+    products, on BLAS's threads.
+    """
+
+    name = "direct"
+
+    def applies(self, geom: ConvGeometry) -> bool:
+        """Whether the direct kernels compute this convolution: stride 1, no dilation."""
+        return geom.stride == (1, 1) and geom.dilation == (1, 1)
+
+    def forward(self, x_cn, w, geom: ConvGeometry, bias=None, relu: bool = False):
+        """y = Σ_taps W · shifted x + b (then max(0, ·) with ``relu``), as (F, N, OH, OW)."""
+        with kernels.own_threads():
+            return _forward(x_cn, w, geom, bias, relu)
+
+    def backward(self, gy_cn, x_cn, w, geom: ConvGeometry, relu_output=None, need_x=True,
+                 need_w=True, need_b=True):
+        """(∂L/∂x, ∂L/∂W, ∂L/∂b), each None unless asked for: by im2col where ∂L/∂x is
+        needed, else ∂L/∂W and ∂L/∂b in one pass over G."""
+        if need_x:
+            return IM2COL.backward(gy_cn, x_cn, w, geom, relu_output, need_x, need_w, need_b)
+        with kernels.own_threads():
+            gw, gb = _kernel_gradient(gy_cn, x_cn, relu_output, geom)
+        return None, gw if need_w else None, gb if need_b else None
 
 
-def preferred(g: ConvGeometry) -> bool:
-    """Whether they are the fastest choice: 3 × 3 kernels (the compiled case; other sizes run
-    the NumPy reference) over at most :data:`MAX_PATCH` inputs."""
-    return applies(g) and g.kernel == (3, 3) and g.patch <= MAX_PATCH
+DIRECT = Direct()
 
 
-def _padded(x_cn, g: ConvGeometry, dtype):
+def _padded(x_cn, geom: ConvGeometry, dtype):
     """The (C, N, H, W) input with its zero padding, as a new (C, N, Hp + 1, Wp) array: the
     compiled kernels read the padded rows as one long row, up to kw − 1 elements past the
     last, so a spare row of zeros follows."""
-    (top, _), (left, _) = g.padding
-    hp, wp = g.padded
-    padded = np.zeros((g.channels, x_cn.shape[1], hp + 1, wp), dtype=dtype)
-    padded[:, :, top:top + g.height, left:left + g.width] = x_cn
+    (top, _), (left, _) = geom.padding
+    hp, wp = geom.padded
+    padded = np.zeros((geom.channels, x_cn.shape[1], hp + 1, wp), dtype=dtype)
+    padded[:, :, top:top + geom.height, left:left + geom.width] = x_cn
     return padded
 
 
-def forward(x_cn, w, g: ConvGeometry, bias=None, relu: bool = False):
+def _forward(x_cn, w, geom: ConvGeometry, bias=None, relu: bool = False):
     """The convolution of ``x_cn`` (C, N, H, W) with ``w`` (F, C, kh, kw) as (F, N, OH, OW);
     the filters are dealt out to :func:`chainrule.kernels.workers` threads."""
     dtype = np.result_type(x_cn.dtype, w.dtype)
-    bias = np.zeros(g.filters, dtype) if bias is None else np.ascontiguousarray(bias, dtype)
-    y = np.empty((g.filters, g.batch, g.out_height, g.out_width), dtype=dtype)
-    padded, w = _padded(x_cn, g, dtype), np.ascontiguousarray(w, dtype)
+    bias = np.zeros(geom.filters, dtype) if bias is None else np.ascontiguousarray(bias, dtype)
+    y = np.empty((geom.filters, geom.batch, geom.out_height, geom.out_width), dtype=dtype)
+    padded, w = _padded(x_cn, geom, dtype), np.ascontiguousarray(w, dtype)
     correlate = kernels.select(x_cn).direct_correlate
-    parts = kernels.split(g.filters, kernels.workers())
+    parts = kernels.split(geom.filters, kernels.workers())
 
     def run(index):  # each thread its filters: one contiguous block of the output
         first, last = parts[index]
@@ -73,21 +91,22 @@ def forward(x_cn, w, g: ConvGeometry, bias=None, relu: bool = False):
     return y
 
 
-def kernel_gradient(gy_cn, x_cn, y_cn, g: ConvGeometry, relu: bool):
-    """(∂L/∂W as (F, C, kh, kw), ∂L/∂b as (F,)) from ∂L/∂y (F, N, OH, OW); with ``relu``,
-    ``y_cn`` is the layer's output and ∂L/∂y is first masked by [y > 0]. The filters are dealt
-    out to :func:`chainrule.kernels.workers` threads."""
+def _kernel_gradient(gy_cn, x_cn, relu_output, geom: ConvGeometry):
+    """(∂L/∂W as (F, C, kh, kw), ∂L/∂b as (F,)) from ∂L/∂y (F, N, OH, OW); with
+    ``relu_output`` (a fused ReLU's y), ∂L/∂y is first masked by [y > 0]. The filters are
+    dealt out to :func:`chainrule.kernels.workers` threads."""
     dtype = gy_cn.dtype
-    gw = np.empty((g.filters, g.channels, *g.kernel), dtype=dtype)
-    gb = np.empty(g.filters, dtype=dtype)
-    padded = _padded(x_cn, g, dtype)
+    gw = np.empty((geom.filters, geom.channels, *geom.kernel), dtype=dtype)
+    gb = np.empty(geom.filters, dtype=dtype)
+    padded = _padded(x_cn, geom, dtype)
     gradient = kernels.select(gy_cn).direct_kernel_gradient
-    parts = kernels.split(g.filters, kernels.workers())
+    parts = kernels.split(geom.filters, kernels.workers())
 
     def run(index):
         first, last = parts[index]
-        kept = None if y_cn is None else y_cn[first:last]
-        gradient(padded, gy_cn[first:last], kept, relu, gw[first:last], gb[first:last])
+        kept = None if relu_output is None else relu_output[first:last]
+        gradient(padded, gy_cn[first:last], kept, relu_output is not None, gw[first:last],
+                 gb[first:last])
 
     kernels.run_each(run, len(parts))
     return gw, gb

@@ -227,11 +227,11 @@ class FusedNode(ArrayNode):
 
     __slots__ = ("members", "expression", "out_dtype", "buffer", "_numpy", "_compiled")
 
-    def __init__(self, members, leaves, output, expression, out_dtype):
+    def __init__(self, members, leaves, output, expression, out_dtype, name):
         self.members = members
         self.inputs = tuple(leaves)
         self.outputs = (output,)
-        self.name = "Fused[" + ", ".join(fn.name for fn, _, _ in members) + "]"
+        self.name = name
         self.expression = expression
         self.out_dtype = np.dtype(out_dtype)
         self.buffer = None

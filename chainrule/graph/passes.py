@@ -113,7 +113,7 @@ class Program:
         self.steps = [Step(node, node.inputs) for node in plan.steps]
         self.wanted = tuple(plan.wanted)
         self.captures = dict(plan.captures)
-        self.constants = set(constants)
+        self.constants = set(constants).intersection(self.captures)
         self.folded: dict = {}
         kept = {id(trace.nodes[i]) for i in keep}
         self.roots = {id(s.node) for s in self.steps
@@ -374,7 +374,8 @@ def _fused_node(program, group) -> FusedNode | None:
         operand[h] = expression.add_op(s.node.function, args, tensors[h].data.dtype)
     members = [(s.node.function, s.inputs, s.outputs[0]) for s in group]
     output = group[-1].outputs[0]
-    return FusedNode(members, leaves, output, expression, tensors[output].data.dtype)
+    name = "Fused[" + ", ".join(s.node.name for s in group) + "]"
+    return FusedNode(members, leaves, output, expression, tensors[output].data.dtype, name)
 
 
 # -- memory plan ---------------------------------------------------------------------------------
@@ -473,7 +474,6 @@ def optimize(trace: Trace, wanted, fed=(), *, constants=frozenset(), keep=(),
             raise ValueError(f"optimize: constant {trace.names[h]} is a {trace.kind[h]} "
                              "value; only captures can be constants")
     program = Program(trace, trace.plan(wanted, fed, keep), constants, keep)
-    program.constants.intersection_update(program.captures)
     for run_pass in passes:
         run_pass(program)
     return program.to_plan()

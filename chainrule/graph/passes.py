@@ -129,6 +129,8 @@ class Program:
                 and id(step.node.function) not in self.pinned)
 
     def to_plan(self) -> Plan:
+        if self.frees is not None and len(self.frees) != len(self.steps):
+            raise ValueError("plan_memory must be the last pass: the steps changed after it")
         read = {h for s in self.steps for h in s.inputs} | set(self.wanted)
         captures = [(h, t) for h, t in self.captures.items() if h in read]
         folded = {h: a for h, a in self.folded.items() if h in read}

@@ -9,8 +9,9 @@ shared and noisy), and the script prints the median of each and the ratio chainr
 plus the ratio of the fastest runs (less sensitive to other processes on the machine).
 
 The first convolution's input is data (no gradient), as in a network; the second's input
-requires one. chainrule's steps run inside ``kernels.own_threads()``, as ``fit`` runs a CNN's
-(``--blas-threads`` runs them outside it: BLAS on ``--threads`` threads, the kernels on one).
+requires one. chainrule's steps are bare calls, as in ``fit``: the Winograd and direct
+algorithms enter ``kernels.own_threads()`` themselves (BLAS on one thread, the kernels on
+``--threads``), im2col and everything else keep BLAS's ``--threads`` threads.
 The standalone workloads feed both libraries contiguous NCHW arrays; "CNN block" chains
 conv → relu → pool → conv → relu → pool, where chainrule's channel-major outputs feed the next
 layer without copies.
@@ -27,8 +28,6 @@ import time
 parser = argparse.ArgumentParser(description="Conv2D and MaxPooling2D: chainrule vs PyTorch")
 parser.add_argument("--repeats", type=int, default=15)
 parser.add_argument("--threads", type=int, default=2, help="BLAS threads of both libraries")
-parser.add_argument("--blas-threads", action="store_true",
-                    help="run chainrule outside kernels.own_threads (as a bare F.conv2d call)")
 args = parser.parse_args()
 os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)  # before NumPy loads OpenBLAS
 
@@ -37,7 +36,6 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, ".")
 import chainrule as cr  # noqa: E402
 from chainrule import functional as F  # noqa: E402
-from chainrule import kernels  # noqa: E402
 
 try:
     import torch
@@ -137,30 +135,16 @@ def timed(step, tensors) -> float:
     return time.perf_counter() - start
 
 
-def as_fit_runs_it(step):
-    """``step`` inside kernels.own_threads(), as Model.fit runs a CNN's steps."""
-    if args.blas_threads:
-        return step
-
-    def run():
-        with kernels.own_threads():
-            step()
-
-    return run
-
-
 def main() -> None:
     torch.set_num_threads(args.threads)
-    workloads = [(name, as_fit_runs_it(ours), theirs, tensors)
-                 for name, ours, theirs, tensors in make_workloads(np.random.default_rng(0))]
+    workloads = make_workloads(np.random.default_rng(0))
     check_agreement(workloads)
     for _, ours_step, theirs_step, _ in workloads:  # warm up allocators and thread pools
         ours_step()
         theirs_step()
 
-    threads = "outside" if args.blas_threads else "inside"
     print(f"batch {BATCH}, float32, forward + backward, {args.threads} thread(s), median of "
-          f"{args.repeats} alternating runs; chainrule {threads} kernels.own_threads()")
+          f"{args.repeats} alternating runs")
     print(f"{'workload':32s} {'chainrule':>11s} {'pytorch':>11s} {'ratio':>7s} {'(of best)':>10s}")
     totals = [0.0, 0.0, 0.0, 0.0]
     for name, ours_step, theirs_step, (ours, theirs) in workloads:

@@ -21,8 +21,7 @@ import numpy as np
 
 sys.path.insert(0, ".")
 import chainrule as cr  # noqa: E402
-from chainrule import optimizers  # noqa: E402
-from chainrule.optimizers import optimizer as optimizer_module  # noqa: E402
+from chainrule import kernels, optim  # noqa: E402
 
 try:
     import torch
@@ -42,18 +41,19 @@ MODELS = {
     "MLP 20-32-32-1": mlp_shapes([20, 32, 32, 1]),
 }
 
+# chainrule.optim: PyTorch's constructor arguments and defaults on chainrule's optimizers
 CASES = {
-    "SGD": (lambda p: optimizers.SGD(p, learning_rate=0.01),
+    "SGD": (lambda p: optim.SGD(p, lr=0.01),
             lambda p: torch.optim.SGD(p, lr=0.01, foreach=True)),
-    "SGD momentum": (lambda p: optimizers.SGD(p, learning_rate=0.01, momentum=0.9),
+    "SGD momentum": (lambda p: optim.SGD(p, lr=0.01, momentum=0.9),
                      lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, foreach=True)),
-    "Adam": (lambda p: optimizers.Adam(p, learning_rate=1e-3),
+    "Adam": (lambda p: optim.Adam(p, lr=1e-3),
              lambda p: torch.optim.Adam(p, lr=1e-3, foreach=True)),
-    "AdamW": (lambda p: optimizers.AdamW(p, learning_rate=1e-3),
+    "AdamW": (lambda p: optim.AdamW(p, lr=1e-3),
               lambda p: torch.optim.AdamW(p, lr=1e-3, foreach=True)),
-    "RMSprop": (lambda p: optimizers.RMSprop(p, learning_rate=1e-3),
+    "RMSprop": (lambda p: optim.RMSprop(p, lr=1e-3),
                 lambda p: torch.optim.RMSprop(p, lr=1e-3, foreach=True)),
-    "Adagrad": (lambda p: optimizers.Adagrad(p, learning_rate=1e-2),
+    "Adagrad": (lambda p: optim.Adagrad(p, lr=1e-2),
                 lambda p: torch.optim.Adagrad(p, lr=1e-2, foreach=True)),
 }
 
@@ -90,7 +90,12 @@ def main() -> None:
                         help="threads for both libraries (1 compares single-core efficiency)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    optimizer_module.MAX_THREADS = args.threads
+    with kernels.blas_threads(args.threads):  # chainrule's threads: as many as BLAS's
+        compare(args)
+
+
+def compare(args) -> None:
+    """Time each optimizer on each model, both libraries alternately; print one row each."""
     print(f"{'model':28s} {'optimizer':14s} {'chainrule':>11s} {'pytorch':>11s} {'ratio':>7s} "
           f"{'best':>6s}")
     for model, shapes in MODELS.items():

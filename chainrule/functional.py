@@ -42,15 +42,16 @@ from chainrule.ops.nn import (
     SoftmaxCrossEntropy,
     Softplus,
 )
-from chainrule.ops.nn_conv import Conv2d
+from chainrule.ops.nn_conv import Conv2d, conv_algorithm
 from chainrule.ops.nn_pool import AvgPool2d, MaxPool2d
 from chainrule.ops.shape import reshape
 from chainrule.tensor import Tensor
 
 __all__ = [
-    "avg_pool2d", "batch_norm", "binary_cross_entropy_with_logits", "conv2d", "dropout", "elu",
-    "embedding", "erf", "gelu", "leaky_relu", "linear", "log_softmax", "max_pool2d", "one_hot",
-    "prelu", "relu", "sigmoid", "softmax", "softmax_cross_entropy", "softplus", "tanh",
+    "avg_pool2d", "batch_norm", "binary_cross_entropy_with_logits", "conv2d", "conv_algorithm",
+    "dropout", "elu", "embedding", "erf", "gelu", "leaky_relu", "linear", "log_softmax",
+    "max_pool2d", "one_hot", "prelu", "relu", "sigmoid", "softmax", "softmax_cross_entropy",
+    "softplus", "tanh",
 ]
 
 # -- layers' kernels -----------------------------------------------------------------------------
@@ -87,8 +88,8 @@ def linear(x, kernel, bias=None, *, relu: bool = False) -> Tensor:
     return Linear(relu)(x, kernel, bias)
 
 
-def conv2d(x, kernel, bias=None, stride=1, padding=0, dilation=1, *, relu: bool = False
-           ) -> Tensor:
+def conv2d(x, kernel, bias=None, stride=1, padding=0, dilation=1, *, relu: bool = False,
+           algorithm: str | None = None) -> Tensor:
     """2-D cross-correlation of NCHW input (what deep learning calls convolution).
 
     y[n, f, i, j] = b[f] + Σ_c Σ_{p,q} W[f, c, p, q] · x_pad[n, c, i·sh + p·dh, j·sw + q·dw]
@@ -104,10 +105,13 @@ def conv2d(x, kernel, bias=None, stride=1, padding=0, dilation=1, *, relu: bool 
         dilation: int or (dh, dw): spacing between kernel taps.
         relu: apply ReLU inside the same op, chunk by chunk while the output is in the cache
             (what ``Conv2D(activation="relu")`` uses).
+        algorithm: "im2col", "winograd" or "direct" to compute it so wherever that applies
+            (im2col elsewhere), "auto" for the rule; None (the default): the innermost
+            ``with conv_algorithm(...)`` block's choice, else the rule.
 
     Output (N, filters, OH, OW), OH = ⌊(H + padding − dh·(kh − 1) − 1) / sh⌋ + 1. Computed as
     im2col + one matrix product per chunk of the batch, or, with the compiled kernels, by
-    Winograd's F(2 × 2, 3 × 3) or direct sums where those are faster (see
+    Winograd's F(2 × 2, 3 × 3) or direct sums where those are faster (the rule:
     :func:`chainrule.ops.nn_conv.algorithm_for`); first-order gradients only. The result is a
     channel-major view (memory order C, N, H, W).
     """
@@ -115,7 +119,7 @@ def conv2d(x, kernel, bias=None, stride=1, padding=0, dilation=1, *, relu: bool 
     kernel = as_tensor(kernel, x)
     if x.dtype.kind not in "fc":
         x = Tensor(x.data.astype(kernel.dtype))
-    op = Conv2d(stride, padding, dilation, relu)
+    op = Conv2d(stride, padding, dilation, relu, algorithm)
     if bias is None:
         return op(x, kernel)
     bias = as_tensor(bias, x)

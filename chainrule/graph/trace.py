@@ -289,26 +289,45 @@ class MissingInput(LookupError):
         self.handle, self.target = handle, target
 
 
+class ArrayNode(Node):
+    """A node with one output that a plan calls as ``forward(*arrays) -> array`` (a fused
+    kernel of :mod:`chainrule.graph.passes`): no list or tuple is built around the call."""
+
+    __slots__ = ()
+
+    def forward(self, *arrays):
+        raise NotImplementedError
+
+    def compute(self, arrays) -> tuple:
+        return (self.forward(*arrays),)
+
+
 class Plan:
     """A pruned replay: the captures to read, the nodes to run in order, the values to return.
 
     Attributes:
         steps: the nodes run, in recording order (a topological order).
+        step_inputs: the handles each step reads (its node's ``inputs`` unless a pass renamed
+            them: :func:`chainrule.graph.passes.merge_common_subexpressions`).
+        constants: handle -> array, values computed once when the plan was made (folded
+            constants), put in place at the start of every run.
+        frees: per step, the handles whose last use it is: the run drops its references to
+            them once the step is done (the memory plan); empty tuples when not planned.
+
+    Everything is decided here, once: :meth:`run` only looks things up.
     """
 
-    def __init__(self, steps, captures, wanted):
+    def __init__(self, steps, captures, wanted, *, step_inputs=None, constants=None,
+                 frees=None):
         self.steps = steps
         self.captures = captures
         self.wanted = wanted
-        # (callable, input handles, output handles, how to call it) per step: a recorded op
-        # is its Function's forward itself, one output (0) or several (1); other nodes are
-        # ``compute(arrays)`` (2)
-        self._compiled = [
-            (node.function.forward, node.inputs, node.outputs,
-             1 if node.function.multi_output else 0)
-            if type(node) is OpNode else (node.compute, node.inputs, node.outputs, 2)
-            for node in steps
-        ]
+        self.step_inputs = [node.inputs for node in steps] if step_inputs is None \
+            else list(step_inputs)
+        self.constants = dict(constants or {})
+        self.frees = [()] * len(steps) if frees is None else [tuple(f) for f in frees]
+        self._compiled = [_compile(node, inputs, free)
+                          for node, inputs, free in zip(steps, self.step_inputs, self.frees)]
 
     def run(self, feeds: dict) -> list:
         """Run the plan with ``feeds`` (handle -> array); the arrays of the wanted handles.
@@ -319,10 +338,13 @@ class Plan:
         values = dict(feeds)
         for h, t in self.captures:
             values[h] = t.data
+        if self.constants:
+            values.update(self.constants)
         previous = set_recorder(None)  # nodes that build Tensors (gradients) record nothing
         index = 0
         try:
-            for index, (call, inputs, outputs, how) in enumerate(self._compiled):  # noqa: B007
+            for index, (call, inputs, outputs, how, free) in enumerate(  # noqa: B007
+                    self._compiled):
                 if how == 0:
                     y = call(*[values[h] for h in inputs])
                     values[outputs[0]] = y if type(y) is np.ndarray else _as_array(y)
@@ -332,12 +354,28 @@ class Plan:
                 else:
                     for h, y in zip(outputs, call([values[h] for h in inputs])):
                         values[h] = y
+                if free:
+                    for h in free:
+                        del values[h]
         except Exception as err:
             node = self.steps[index]
-            shapes = ", ".join(str(tuple(np.shape(values[h]))) for h in node.inputs)
+            shapes = ", ".join(str(tuple(np.shape(values[h])))
+                               for h in self.step_inputs[index])
             raise RuntimeError(
                 f"{node.name} failed on inputs of shapes {shapes}: {type(err).__name__}: {err}"
             ) from err
         finally:
             set_recorder(previous)
         return [values[h] for h in self.wanted]
+
+
+def _compile(node, inputs, free) -> tuple:
+    """(callable, input handles, output handles, how to call it, handles to drop after) for
+    one step: a recorded op is its Function's forward itself, one output (0) or several (1);
+    an :class:`ArrayNode` is its ``forward`` (0); other nodes are ``compute(arrays)`` (2)."""
+    if type(node) is OpNode:
+        return (node.function.forward, inputs, node.outputs,
+                1 if node.function.multi_output else 0, free)
+    if isinstance(node, ArrayNode):
+        return node.forward, inputs, node.outputs, 0, free
+    return node.compute, inputs, node.outputs, 2, free

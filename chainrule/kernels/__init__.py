@@ -6,7 +6,8 @@ Each kernel exists twice, with the same arguments and the same results:
   the kernel computes, and what CuPy arrays and unusual layouts use;
 * :mod:`chainrule.kernels.compiled`, the same loops compiled to machine code by Numba (the
   ``[fast]`` extra: ``pip install chainrule[fast]``). One pass over memory where NumPy makes
-  temporaries: a fused SGD-momentum update, 2 × 2 max pooling with its argmax, the gate
+  temporaries: the optimizers' updates (:mod:`chainrule.kernels.updates`, re-exported here,
+  with the switch that flushes denormals), 2 × 2 max pooling with its argmax, the gate
   arithmetic of an LSTM step, Winograd's tile transforms and direct 3 × 3 convolution.
 
 Which one runs: the compiled kernels when Numba can be imported, unless the environment
@@ -38,6 +39,16 @@ from chainrule.kernels.threads import (  # noqa: F401 (re-exported: kernels.own_
     run_each,
     split,
     workers,
+)
+from chainrule.kernels.updates import (  # noqa: F401 (re-exported: kernels.adam_update etc.)
+    adadelta_update,
+    adagrad_update,
+    adam_update,
+    flush_denormals,
+    flushes_denormals,
+    momentum_update,
+    rmsprop_update,
+    scaled_subtract,
 )
 
 CHOICES = ("numpy", "numba")
@@ -103,24 +114,6 @@ def select(*arrays):
 
 
 # -- the kernels -----------------------------------------------------------------------------
-
-
-def momentum_update(param, buffer, grad, momentum: float, learning_rate: float) -> None:
-    """SGD with momentum, in place: b ← μ·b + g;  θ ← θ − η·b.
-
-    ``param``, ``buffer`` and ``grad`` have one shape and dtype; the scalars are cast to it.
-    """
-    dtype = param.dtype.type
-    select(param, buffer, grad).momentum_update(param, buffer, grad, dtype(momentum),
-                                                dtype(learning_rate))
-
-
-def scaled_subtract(param, direction, scale: float, work) -> None:
-    """θ ← θ − s·d in place (``work`` is a scratch array like ``param``; the reference uses it
-    for s·d, the compiled kernel needs none)."""
-    dtype = param.dtype.type
-    select(param, direction).scaled_subtract(param, direction, dtype(scale), work)
-
 
 # Max pooling over tiling windows, from ``select(planes)``:
 #

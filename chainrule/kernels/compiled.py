@@ -15,35 +15,6 @@ from chainrule.kernels import reference
 
 
 @njit(cache=True, nogil=True)
-def _momentum_update(param, buffer, grad, momentum, learning_rate):
-    for i in range(param.size):
-        b = buffer[i] * momentum + grad[i]
-        buffer[i] = b
-        param[i] -= b * learning_rate
-
-
-def momentum_update(param, buffer, grad, momentum, learning_rate) -> None:
-    """b ← μ·b + g;  θ ← θ − η·b in one pass (in place: needs contiguous θ and b)."""
-    if not (param.flags.c_contiguous and buffer.flags.c_contiguous):
-        return reference.momentum_update(param, buffer, grad, momentum, learning_rate)
-    _momentum_update(param.reshape(-1), buffer.reshape(-1), grad.reshape(-1), momentum,
-                     learning_rate)
-
-
-@njit(cache=True, nogil=True)
-def _scaled_subtract(param, direction, scale):
-    for i in range(param.size):
-        param[i] -= direction[i] * scale
-
-
-def scaled_subtract(param, direction, scale, work) -> None:
-    """θ ← θ − s·d in one pass (``work`` is not needed; in place: needs a contiguous θ)."""
-    if not param.flags.c_contiguous:
-        return reference.scaled_subtract(param, direction, scale, work)
-    _scaled_subtract(param.reshape(-1), direction.reshape(-1), scale)
-
-
-@njit(cache=True, nogil=True)
 def _max_pool_2x2(planes, best, index):
     count, out_height, out_width = best.shape
     for p in range(count):
@@ -441,3 +412,170 @@ def lstm_step_backward(dh, dc, gates, c_previous, tanh_c, dz) -> None:
     """∂z and ∂c_{t−1} of one step in one pass (see the reference). (``one`` is 1 in the
     arrays' dtype: a bare 1 would make Numba compute float32 arrays in float64.)"""
     _lstm_step_backward(dh, dc, gates, c_previous, tanh_c, dz, dh.dtype.type(1))
+
+
+# -- optimizer updates: one pass over memory each ----------------------------------------------
+#
+# The wrappers flatten the arrays and hand the rest to the reference when an array the update
+# writes is not contiguous (reshape would copy it, and the update would be lost). An optional
+# buffer may be None: Numba compiles a loop without it (a stand-in array aliasing another kept
+# LLVM from vectorizing the loop: RMSprop ran 4× slower). The scalars must
+# have the parameter's dtype (chainrule.kernels casts them): a bare 0 would make Numba compute
+# float32 arrays in float64. NumPy's error model: x / 0 is ±inf or NaN, as in the reference,
+# instead of Python's ZeroDivisionError, whose check kept the loops from being vectorized
+# (Adam's update ran 13× slower).
+
+
+def _writable(*arrays) -> bool:
+    return all(a is None or a.flags.c_contiguous for a in arrays)
+
+
+def _flat(array):
+    return None if array is None else array.reshape(-1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _flushed(x, tiny):
+    """x, or 0 when |x| < tiny (x − x: +0 in x's own type)."""
+    return x - x if abs(x) < tiny else x
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _decayed(g, theta, weight_decay):
+    """g + λ·θ, or g when λ is 0 (so an infinite θ does not make a NaN)."""
+    return g + theta * weight_decay if weight_decay != 0 else g
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _scaled_subtract(param, direction, scale, weight_decay, tiny):
+    for i in range(param.size):
+        d = _decayed(direction[i], param[i], weight_decay)
+        param[i] = _flushed(param[i] - d * scale, tiny)
+
+
+def scaled_subtract(param, direction, scale, work=None, weight_decay=0, tiny=0) -> None:
+    """θ ← θ − s·(d + λ·θ) in one pass (``work`` is not needed)."""
+    if not _writable(param):
+        return reference.scaled_subtract(param, direction, scale, work, weight_decay, tiny)
+    _scaled_subtract(param.reshape(-1), direction.reshape(-1), scale, weight_decay, tiny)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _momentum_update(param, buffer, grad, momentum, learning_rate, undamped, nesterov,
+                     weight_decay, tiny):
+    for i in range(param.size):
+        g = _decayed(grad[i], param[i], weight_decay)
+        b = buffer[i] * momentum + g * undamped
+        d = b * momentum + g if nesterov else b
+        buffer[i] = _flushed(b, tiny)
+        param[i] = _flushed(param[i] - d * learning_rate, tiny)
+
+
+def momentum_update(param, buffer, grad, momentum, learning_rate, undamped=1, nesterov=False,
+                    weight_decay=0, tiny=0) -> None:
+    """SGD with momentum in one pass (see the reference)."""
+    if not _writable(param, buffer):
+        return reference.momentum_update(param, buffer, grad, momentum, learning_rate,
+                                         undamped, nesterov, weight_decay, tiny)
+    _momentum_update(param.reshape(-1), buffer.reshape(-1), grad.reshape(-1), momentum,
+                     learning_rate, undamped, nesterov, weight_decay, tiny)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _adam_update(param, grad, m, v, v_max, one_minus_beta_1, beta_2, one_minus_beta_2, step_size,
+                 epsilon, weight_decay, tiny):
+    for i in range(param.size):
+        g = _decayed(grad[i], param[i], weight_decay)
+        m_i = m[i] + (g - m[i]) * one_minus_beta_1
+        v_i = v[i] * beta_2 + g * g * one_minus_beta_2
+        v_hat = v_i
+        if v_max is not None:
+            # np.maximum's rule: a NaN in either wins
+            v_hat = v_max[i] if v_max[i] > v_i or v_max[i] != v_max[i] else v_i
+            v_max[i] = _flushed(v_hat, tiny)
+        m[i], v[i] = _flushed(m_i, tiny), _flushed(v_i, tiny)
+        param[i] = _flushed(param[i] - m_i / (np.sqrt(v_hat) + epsilon) * step_size, tiny)
+
+
+def adam_update(param, grad, m, v, v_max, one_minus_beta_1, beta_2, one_minus_beta_2,
+                step_size, epsilon, weight_decay=0, tiny=0) -> None:
+    """Adam in one pass (see the reference)."""
+    if not _writable(param, m, v, v_max):
+        return reference.adam_update(param, grad, m, v, v_max, one_minus_beta_1, beta_2,
+                                     one_minus_beta_2, step_size, epsilon, weight_decay, tiny)
+    _adam_update(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
+                 _flat(v_max), one_minus_beta_1, beta_2, one_minus_beta_2, step_size, epsilon,
+                 weight_decay, tiny)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _rmsprop_update(param, grad, square_avg, grad_avg, buffer, rho, one_minus_rho, epsilon,
+                    momentum, learning_rate, weight_decay, tiny):
+    for i in range(param.size):
+        g = _decayed(grad[i], param[i], weight_decay)
+        v = square_avg[i] * rho + g * g * one_minus_rho
+        square_avg[i] = _flushed(v, tiny)
+        if grad_avg is not None:
+            mean = grad_avg[i] + (g - grad_avg[i]) * one_minus_rho
+            grad_avg[i] = _flushed(mean, tiny)
+            v = v - mean * mean
+        d = g / (np.sqrt(v) + epsilon)
+        if buffer is not None:
+            d = buffer[i] * momentum + d
+            buffer[i] = _flushed(d, tiny)
+        param[i] = _flushed(param[i] - d * learning_rate, tiny)
+
+
+def rmsprop_update(param, grad, square_avg, grad_avg, buffer, rho, one_minus_rho, epsilon,
+                   momentum, learning_rate, weight_decay=0, tiny=0) -> None:
+    """RMSprop in one pass (see the reference)."""
+    if not _writable(param, square_avg, grad_avg, buffer):
+        return reference.rmsprop_update(param, grad, square_avg, grad_avg, buffer, rho,
+                                        one_minus_rho, epsilon, momentum, learning_rate,
+                                        weight_decay, tiny)
+    _rmsprop_update(param.reshape(-1), grad.reshape(-1), square_avg.reshape(-1),
+                    _flat(grad_avg), _flat(buffer), rho, one_minus_rho, epsilon, momentum,
+                    learning_rate, weight_decay, tiny)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _adagrad_update(param, grad, accumulator, learning_rate, epsilon, weight_decay, tiny):
+    for i in range(param.size):
+        g = _decayed(grad[i], param[i], weight_decay)
+        total = accumulator[i] + g * g
+        accumulator[i] = _flushed(total, tiny)
+        param[i] = _flushed(param[i] - g / (np.sqrt(total) + epsilon) * learning_rate, tiny)
+
+
+def adagrad_update(param, grad, accumulator, learning_rate, epsilon, weight_decay=0,
+                   tiny=0) -> None:
+    """Adagrad in one pass (see the reference)."""
+    if not _writable(param, accumulator):
+        return reference.adagrad_update(param, grad, accumulator, learning_rate, epsilon,
+                                        weight_decay, tiny)
+    _adagrad_update(param.reshape(-1), grad.reshape(-1), accumulator.reshape(-1),
+                    learning_rate, epsilon, weight_decay, tiny)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _adadelta_update(param, grad, square_avg, acc_delta, rho, one_minus_rho, epsilon,
+                     learning_rate, weight_decay, tiny):
+    for i in range(param.size):
+        g = _decayed(grad[i], param[i], weight_decay)
+        v = square_avg[i] * rho + g * g * one_minus_rho
+        delta = np.sqrt(acc_delta[i] + epsilon) / np.sqrt(v + epsilon) * g
+        square_avg[i] = _flushed(v, tiny)
+        acc_delta[i] = _flushed(acc_delta[i] * rho + delta * delta * one_minus_rho, tiny)
+        param[i] = _flushed(param[i] - delta * learning_rate, tiny)
+
+
+def adadelta_update(param, grad, square_avg, acc_delta, rho, one_minus_rho, epsilon,
+                    learning_rate, weight_decay=0, tiny=0) -> None:
+    """Adadelta in one pass (see the reference)."""
+    if not _writable(param, square_avg, acc_delta):
+        return reference.adadelta_update(param, grad, square_avg, acc_delta, rho,
+                                         one_minus_rho, epsilon, learning_rate, weight_decay,
+                                         tiny)
+    _adadelta_update(param.reshape(-1), grad.reshape(-1), square_avg.reshape(-1),
+                     acc_delta.reshape(-1), rho, one_minus_rho, epsilon, learning_rate,
+                     weight_decay, tiny)

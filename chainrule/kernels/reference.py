@@ -10,19 +10,6 @@ import numpy as np
 from chainrule import backend
 
 
-def momentum_update(param, buffer, grad, momentum, learning_rate) -> None:
-    """b ← μ·b + g;  θ ← θ − η·b: four passes (NumPy has no fused multiply-add)."""
-    buffer *= momentum
-    buffer += grad
-    param -= buffer * learning_rate
-
-
-def scaled_subtract(param, direction, scale, work) -> None:
-    """θ ← θ − s·d, with s·d written to ``work`` (which may be ``direction`` itself)."""
-    backend.get_array_module(param).multiply(direction, scale, out=work)
-    param -= work
-
-
 def max_pool_tiles(planes, kh, kw, track):
     """Running maximum over the kw columns of every window row (a strided reduction over the
     flattened planes), then over the kh rows. The argmax is kept as the pair (row of the window
@@ -257,3 +244,114 @@ def lstm_step_backward(dh, dc, gates, c_previous, tanh_c, dz) -> None:
     slopes = (1 - gates) * gates
     slopes[:, 2 * units:3 * units] = 1 - g * g
     dz *= slopes
+
+
+# -- optimizer updates ---------------------------------------------------------------------------
+#
+# Each takes the parameter θ, its gradient g and the optimizer's state buffers, updates them in
+# place, and takes its scalars already cast to θ's dtype. ``weight_decay`` λ ≠ 0 first folds L2
+# regularisation into the gradient, g ← g + λ·θ. Every array the update writes is flushed
+# afterwards: entries with |x| < ``tiny`` become 0 (``tiny`` is 0 when flushing is off).
+
+
+def scaled_subtract(param, direction, scale, work=None, weight_decay=0, tiny=0) -> None:
+    """θ ← θ − s·(d + λ·θ), with s·d written to ``work`` when one is given (it may be
+    ``direction`` itself)."""
+    direction = _with_weight_decay(direction, param, weight_decay)
+    if work is None:
+        work = direction * scale
+    else:
+        backend.get_array_module(param).multiply(direction, scale, out=work)
+    param -= work
+    flush(tiny, param)
+
+
+def momentum_update(param, buffer, grad, momentum, learning_rate, undamped=1, nesterov=False,
+                    weight_decay=0, tiny=0) -> None:
+    """b ← μ·b + (1 − τ)·g;  d ← g + μ·b if nesterov, else b;  θ ← θ − η·d
+    (``undamped`` is 1 − τ)."""
+    grad = _with_weight_decay(grad, param, weight_decay)
+    buffer *= momentum
+    buffer += grad if undamped == 1 else grad * undamped
+    direction = buffer * momentum + grad if nesterov else buffer
+    param -= direction * learning_rate
+    flush(tiny, buffer, param)
+
+
+def adam_update(param, grad, m, v, v_max, one_minus_beta_1, beta_2, one_minus_beta_2,
+                step_size, epsilon, weight_decay=0, tiny=0) -> None:
+    """m ← m + (1 − β₁)·(g − m);  v ← β₂·v + (1 − β₂)·g²;  v̂ ← max(v̂, v) (amsgrad: ``v_max``
+    is v̂; None otherwise, v̂ = v);  θ ← θ − α_t · m / (√v̂ + ε̂), with the bias corrections in
+    ``step_size`` α_t and ``epsilon`` ε̂."""
+    xp = backend.get_array_module(param)
+    grad = _with_weight_decay(grad, param, weight_decay)
+    m += (grad - m) * one_minus_beta_1
+    v *= beta_2
+    v += grad * grad * one_minus_beta_2
+    v_hat = v if v_max is None else xp.maximum(v_max, v, out=v_max)
+    param -= m / (xp.sqrt(v_hat) + epsilon) * step_size
+    flush(tiny, m, v, v_max, param)
+
+
+def rmsprop_update(param, grad, square_avg, grad_avg, buffer, rho, one_minus_rho, epsilon,
+                   momentum, learning_rate, weight_decay=0, tiny=0) -> None:
+    """v ← ρ·v + (1 − ρ)·g²;  ḡ ← ḡ + (1 − ρ)·(g − ḡ) and s ← √(v − ḡ²) + ε when centered
+    (``grad_avg`` ḡ; None otherwise, s ← √v + ε);  b ← μ·b + g/s and θ ← θ − α·b with a
+    momentum ``buffer`` b (None: θ ← θ − α·g/s)."""
+    xp = backend.get_array_module(param)
+    grad = _with_weight_decay(grad, param, weight_decay)
+    square_avg *= rho
+    square_avg += grad * grad * one_minus_rho
+    if grad_avg is None:
+        scale = xp.sqrt(square_avg) + epsilon
+    else:
+        grad_avg += (grad - grad_avg) * one_minus_rho
+        scale = xp.sqrt(square_avg - grad_avg * grad_avg) + epsilon
+    direction = grad / scale
+    if buffer is not None:
+        buffer *= momentum
+        buffer += direction
+        direction = buffer
+    param -= direction * learning_rate
+    flush(tiny, square_avg, grad_avg, buffer, param)
+
+
+def adagrad_update(param, grad, accumulator, learning_rate, epsilon, weight_decay=0,
+                   tiny=0) -> None:
+    """G ← G + g²;  θ ← θ − α·g / (√G + ε)."""
+    xp = backend.get_array_module(param)
+    grad = _with_weight_decay(grad, param, weight_decay)
+    accumulator += grad * grad
+    param -= grad / (xp.sqrt(accumulator) + epsilon) * learning_rate
+    flush(tiny, accumulator, param)
+
+
+def adadelta_update(param, grad, square_avg, acc_delta, rho, one_minus_rho, epsilon,
+                    learning_rate, weight_decay=0, tiny=0) -> None:
+    """E[g²] ← ρ·E[g²] + (1 − ρ)·g²;  Δ ← √(E[Δ²] + ε) / √(E[g²] + ε) · g;
+    E[Δ²] ← ρ·E[Δ²] + (1 − ρ)·Δ²;  θ ← θ − α·Δ."""
+    xp = backend.get_array_module(param)
+    grad = _with_weight_decay(grad, param, weight_decay)
+    square_avg *= rho
+    square_avg += grad * grad * one_minus_rho
+    delta = xp.sqrt(acc_delta + epsilon) / xp.sqrt(square_avg + epsilon) * grad
+    acc_delta *= rho
+    acc_delta += delta * delta * one_minus_rho
+    param -= delta * learning_rate
+    flush(tiny, square_avg, acc_delta, param)
+
+
+def flush(tiny, *arrays) -> None:
+    """Set the entries with |x| < ``tiny`` to 0 in each array (None entries are skipped):
+    subnormal numbers, when ``tiny`` is the dtype's smallest normal number. About 50 µs per
+    200,000 float32 entries; ``copyto`` with ``where``, one elementwise pass on CuPy too."""
+    if not tiny:
+        return
+    for array in arrays:
+        if array is not None:
+            backend.get_array_module(array).copyto(array, 0, where=abs(array) < tiny)
+
+
+def _with_weight_decay(grad, param, weight_decay):
+    """g + λ·θ (a new array), or ``grad`` itself when λ is 0."""
+    return grad + param * weight_decay if weight_decay else grad

@@ -197,11 +197,6 @@ class Layer(metaclass=_LayerType):
         not override it.
         """
 
-    def runs_own_kernels(self) -> bool:
-        """Whether this layer's work is done by chainrule's compiled kernels rather than BLAS
-        products (then :meth:`chainrule.models.Model.prefers_own_threads`); False here."""
-        return False
-
     def forward(self, *inputs, **kwargs):
         """Compute the output; override this (PyTorch) or :meth:`call` (Keras)."""
         return self.call(*inputs, **kwargs)

@@ -11,19 +11,12 @@ is the same in both: (filters, in_channels, kh, kw) / (filters, in_channels, k),
 
 from __future__ import annotations
 
-import math
-
 from chainrule import activations, config
 from chainrule import functional as F
 from chainrule.layers import _checks as check
 from chainrule.layers.base import InputSpec, Layer
 from chainrule.layers.core import KERNEL_AND_BIAS
-from chainrule.ops import nn_conv
-
-
-def _pair(layer: str, name: str, value) -> tuple[int, int]:
-    """An int or a pair of ints as a pair of positive ints."""
-    return check.int_tuple(layer, name, value, length=2, minimum=1)
+from chainrule.ops.conv_geometry import output_size, resolve_padding
 
 
 def normalize_padding(padding, what: str, rank: int = 2, causal: bool = False):
@@ -42,17 +35,17 @@ def normalize_padding(padding, what: str, rank: int = 2, causal: bool = False):
 
 
 def conv_output_size(size, kernel: int, stride: int, padding, dilation: int = 1):
-    """Output length of a convolution or pooling window along one axis (None stays None).
+    """Output length of a convolution or pooling window along one axis (None stays None), by
+    :func:`chainrule.ops.conv_geometry.output_size`.
 
-    "valid": ⌊(n − d·(k − 1) − 1) / s⌋ + 1;  "same" and "causal": ⌈n / s⌉;
-    p zeros on both sides: ⌊(n + 2p − d·(k − 1) − 1) / s⌋ + 1.
+    "valid": ⌊(n − d·(k − 1) − 1) / s⌋ + 1;  "same" and "causal": ⌈n / s⌉ (causal puts all the
+    zeros before);  p zeros on both sides: ⌊(n + 2p − d·(k − 1) − 1) / s⌋ + 1.
     """
     if size is None:
         return None
-    if padding in ("same", "causal"):
-        return math.ceil(size / stride)
-    pad = 0 if padding == "valid" else padding
-    return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+    padding = "same" if padding == "causal" else padding
+    before, after = resolve_padding(padding, size, kernel, stride, dilation, "conv_output_size")
+    return output_size(size, kernel, stride, dilation, before, after)
 
 
 # -- data_format ----------------------------------------------------------------------------------
@@ -194,17 +187,6 @@ class _Conv(Layer):
         if isinstance(self.padding, str) or self.rank == 2:
             return self.padding
         return ((0, 0), (self.padding[0], self.padding[0]))
-
-    def runs_own_kernels(self) -> bool:
-        """True where conv2d picks Winograd or direct sums (compiled kernels) over im2col."""
-        if not self.built:
-            return False
-        kernel, dilation = self._as_2d(self.kernel_size), self._as_2d(self.dilation_rate)
-        span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
-        g = nn_conv.conv_geometry((1, self.kernel.shape[1], *(s + 2 for s in span)),
-                                  (*self.kernel.shape[:2], *kernel), self._as_2d(self.strides),
-                                  self._padding_2d(), dilation)
-        return nn_conv.algorithm_for(g, self.kernel.data) != "im2col"
 
     def forward(self, x):
         x = to_channels_first(x, self.data_format, self.rank)

@@ -28,14 +28,13 @@ want per-batch logs) is done there.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sys
 
 import numpy as np
 
-from chainrule import backend, io, kernels, losses, optimizers
+from chainrule import backend, io, losses, optimizers
 from chainrule import metrics as metrics_module
 from chainrule._config import get_default_dtype, no_grad
 from chainrule.callbacks import CallbackList, History, ProgressBar
@@ -426,8 +425,7 @@ class Model(Layer, metaclass=_ModelType):
                 training.check_finite_data(x, y, f"fit: batch {step + 1} of epoch {epoch + 1}")
             if batch_hooks:
                 callback_list.on_train_batch_begin(step)
-            with self._threads():
-                loss_value = float(self.train_step((x, y))["loss"])
+            loss_value = float(self.train_step((x, y))["loss"])
             state.step = step + 1
             tracker.update_state(loss_value, sample_weight=len(y))
             ema.update(loss_value)
@@ -523,28 +521,6 @@ class Model(Layer, metaclass=_ModelType):
         if buffers:
             comm.allreduce_mean(buffers)
 
-    def prefers_own_threads(self) -> bool:
-        """Whether a layer's work is done by chainrule's compiled kernels (3 × 3 convolutions by
-        Winograd or direct sums: :meth:`Layer.runs_own_kernels`).
-
-        ``fit``, ``evaluate`` and ``predict`` then run every step inside
-        :func:`chainrule.kernels.own_threads`: BLAS on one thread, the kernels on chainrule's.
-        Models whose time is in BLAS products (dense layers, recurrent layers, im2col
-        convolutions) keep BLAS's threads. A hand-written loop can enter the context itself.
-        """
-        return any(layer.runs_own_kernels() for layer in self.modules()[1:])
-
-    def _threads(self):
-        """The threading context of one step (see :meth:`prefers_own_threads`), decided once
-        the model is built, for the kernels in use."""
-        if not self.built:
-            return contextlib.nullcontext()
-        key = kernels.active()
-        choice = getattr(self, "_own_threads_choice", None)
-        if choice is None or choice[0] != key:
-            choice = self._own_threads_choice = (key, self.prefers_own_threads())
-        return kernels.own_threads() if choice[1] else contextlib.nullcontext()
-
     def _reset_metrics(self) -> None:
         self._loss_tracker = metrics_module.Mean(name="loss")
         for metric in self.compiled_metrics or ():
@@ -601,8 +577,7 @@ class Model(Layer, metaclass=_ModelType):
                         raise ValueError("evaluate: the data yields no targets")
                     if batch_hooks:
                         callback_list.on_test_batch_begin(step)
-                    with self._threads():
-                        self.test_step((x, y))
+                    self.test_step((x, y))
                     if batch_hooks:
                         callback_list.on_test_batch_end(step, self._logs())
         finally:
@@ -656,8 +631,7 @@ class Model(Layer, metaclass=_ModelType):
             with no_grad():
                 for step, batch in enumerate(loader):
                     x_batch, _ = training.split_batch(batch, "predict")
-                    with self._threads():
-                        outputs.append(self.predict_step(x_batch))
+                    outputs.append(self.predict_step(x_batch))
                     if batch_hooks:
                         callback_list.on_predict_batch_end(step)
         finally:
@@ -708,8 +682,7 @@ class Model(Layer, metaclass=_ModelType):
             for batch in loader:
                 x_batch = Tensor(training.to_device_of(self, training.cast_floats(
                     training.split_batch(batch, "predict_mc")[0], dtype)))
-                with self._threads():
-                    passes = np.stack([self(x_batch).numpy() for _ in range(int(samples))])
+                passes = np.stack([self(x_batch).numpy() for _ in range(int(samples))])
                 if probabilities:
                     passes = softmax(passes)
                 means.append(passes.mean(axis=0))

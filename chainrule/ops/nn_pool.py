@@ -16,6 +16,7 @@ does; NaN inputs propagate to the output, but their gradient routing is unspecif
 pooling divides by the number of *input* elements in the window: padding is never counted
 (Keras's "same" behaviour; PyTorch's ``count_include_pad=False``).
 
+The windows' geometry (padding, output sizes, offsets) is :mod:`chainrule.ops.conv_geometry`'s.
 Images are processed as planes (one per sample and channel) in whichever order of N and C the
 memory has, so channel-major arrays from :mod:`chainrule.ops.nn_conv` need no copy, and results
 keep the input's memory order.
@@ -23,74 +24,12 @@ keep the input's memory order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from chainrule import kernels
 from chainrule.autograd.function import Function
-from chainrule.ops.nn_conv import output_size, pair, spatial_padding
+from chainrule.ops.conv_geometry import PoolGeometry, pool_geometry
 from chainrule.tensor import Tensor
-
-
-@dataclass(frozen=True)
-class PoolGeometry:
-    """Sizes of a 2-D pooling, worked out once from the input shape and the arguments."""
-
-    height: int
-    width: int
-    pool: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[tuple[int, int], tuple[int, int]]
-    out_height: int
-    out_width: int
-
-    @property
-    def tiles(self) -> bool:
-        """True when the windows tile the input exactly (the fast path)."""
-        return (
-            self.stride == self.pool
-            and self.padding == ((0, 0), (0, 0))
-            and self.height == self.out_height * self.pool[0]
-            and self.width == self.out_width * self.pool[1]
-        )
-
-    def offsets(self):
-        """Each window offset k = i·kw + j with the slices of the padded input it reads."""
-        (sh, sw), (kh, kw) = self.stride, self.pool
-        for i in range(kh):
-            for j in range(kw):
-                yield i * kw + j, _window(i, self.out_height, sh), _window(j, self.out_width, sw)
-
-
-def _window(first: int, count: int, stride: int) -> slice:
-    return slice(first, first + stride * (count - 1) + 1, stride)
-
-
-def pool_geometry(shape, pool_size, strides, padding, what: str) -> PoolGeometry:
-    """Check a pooling's arguments against the input shape and work out its geometry."""
-    if len(shape) != 4:
-        raise ValueError(f"{what}: input must be 4-D (N, C, H, W), got shape {tuple(shape)}")
-    pool = pair(pool_size, f"{what}: pool_size")
-    stride = pool if strides is None else pair(strides, f"{what}: strides")
-    h, w = shape[2], shape[3]
-    pads = spatial_padding(padding, (h, w), pool, stride, (1, 1), what)
-    if not isinstance(padding, str):
-        for (before, after), k in zip(pads, pool):
-            if max(before, after) > k // 2:
-                raise ValueError(
-                    f"{what}: padding {padding!r} must be at most half the pool size {pool} "
-                    "(so that every window holds input elements)"
-                )
-    out_h = output_size(h, pool[0], stride[0], 1, *pads[0])
-    out_w = output_size(w, pool[1], stride[1], 1, *pads[1])
-    if out_h < 1 or out_w < 1:
-        raise ValueError(
-            f"{what}: pool size {pool} is larger than the padded input "
-            f"{(h + sum(pads[0]), w + sum(pads[1]))} (input shape {tuple(shape)})"
-        )
-    return PoolGeometry(h, w, pool, stride, pads, out_h, out_w)
-
 
 # -- planes --------------------------------------------------------------------------------------
 
@@ -148,34 +87,34 @@ class MaxPool2d(Function):
         self.track = track
 
     def forward(self, x):
-        g = self.geometry = pool_geometry(x.shape, self.pool_size, self.strides, self.padding,
+        geom = self.geometry = pool_geometry(x.shape, self.pool_size, self.strides, self.padding,
                                           "max_pool2d")
         planes, self.channel_major = as_planes(x)
-        kh, kw = g.pool
-        if g.tiles:
+        kh, kw = geom.pool
+        if geom.tiles:
             self.kernels = kernels.select(planes)
             best, self.index = self.kernels.max_pool_tiles(planes, kh, kw, self.track)
         else:
-            padded = _pad_planes(planes, g, _lowest(planes.dtype))
+            padded = _pad_planes(planes, geom, _lowest(planes.dtype))
             best, self.index = kernels.reference.running_max(
-                [padded[:, rows, cols] for _, rows, cols in g.offsets()], self.track)
+                [padded[:, rows, cols] for _, rows, cols in geom.offsets()], self.track)
         return from_planes(best, x.shape[0], x.shape[1], self.channel_major)
 
     def backward(self, gy):
         if not self.track:
             raise RuntimeError("max_pool2d: the op was applied with track=False; no backward")
-        g, x = self.geometry, self.inputs[0]
+        geom, x = self.geometry, self.inputs[0]
         n, c = x.shape[0], x.shape[1]
         gy_planes = _planes_like(gy.data, n, c, self.channel_major)
-        (kh, kw) = g.pool
+        (kh, kw) = geom.pool
         count = gy_planes.shape[0]
-        if g.tiles:
+        if geom.tiles:
             gx = self.kernels.max_pool_tiles_backward(gy_planes, self.index, kh, kw)
         else:
-            gpad = _zero_padded_planes(count, g, gy_planes.dtype)
-            for k, rows, cols in g.offsets():
+            gpad = _zero_padded_planes(count, geom, gy_planes.dtype)
+            for k, rows, cols in geom.offsets():
                 gpad[:, rows, cols] += gy_planes * (self.index == k)
-            gx = _unpad(gpad, g)
+            gx = _unpad(gpad, geom)
         return (Tensor(from_planes(gx, n, c, self.channel_major)),)
 
 
@@ -196,39 +135,39 @@ class AvgPool2d(Function):
         self.pool_size, self.strides, self.padding = pool_size, strides, padding
 
     def forward(self, x):
-        g = self.geometry = pool_geometry(x.shape, self.pool_size, self.strides, self.padding,
+        geom = self.geometry = pool_geometry(x.shape, self.pool_size, self.strides, self.padding,
                                           "avg_pool2d")
         planes, self.channel_major = as_planes(x)
-        (kh, kw), count = g.pool, planes.shape[0]
-        if g.tiles:
+        (kh, kw), count = geom.pool, planes.shape[0]
+        if geom.tiles:
             columns = planes.reshape(-1, kw)
             rows = _running_sum([columns[:, j] for j in range(kw)])
-            rows = rows.reshape(count * g.out_height, kh, g.out_width)
+            rows = rows.reshape(count * geom.out_height, kh, geom.out_width)
             total = _running_sum([rows[:, i] for i in range(kh)])
             total *= 1 / (kh * kw)
-            y = total.reshape(count, g.out_height, g.out_width)
+            y = total.reshape(count, geom.out_height, geom.out_width)
         else:
-            padded = _pad_planes(planes, g, 0)
-            y = _running_sum([padded[:, rows, cols] for _, rows, cols in g.offsets()])
-            y /= _window_counts(g, y.dtype)
+            padded = _pad_planes(planes, geom, 0)
+            y = _running_sum([padded[:, rows, cols] for _, rows, cols in geom.offsets()])
+            y /= _window_counts(geom, y.dtype)
         return from_planes(y, x.shape[0], x.shape[1], self.channel_major)
 
     def backward(self, gy):
-        g, x = self.geometry, self.inputs[0]
+        geom, x = self.geometry, self.inputs[0]
         n, c = x.shape[0], x.shape[1]
         gy_planes = _planes_like(gy.data, n, c, self.channel_major)
-        (kh, kw), count = g.pool, gy_planes.shape[0]
-        if g.tiles:
-            gx = np.empty((count, g.height, g.width), dtype=gy_planes.dtype)
+        (kh, kw), count = geom.pool, gy_planes.shape[0]
+        if geom.tiles:
+            gx = np.empty((count, geom.height, geom.width), dtype=gy_planes.dtype)
             share = gy_planes * (1 / (kh * kw))
-            gx.reshape(count * g.out_height, kh, g.out_width, kw)[...] = share.reshape(
-                count * g.out_height, 1, g.out_width, 1)
+            gx.reshape(count * geom.out_height, kh, geom.out_width, kw)[...] = share.reshape(
+                count * geom.out_height, 1, geom.out_width, 1)
         else:
-            share = gy_planes / _window_counts(g, gy_planes.dtype)
-            gpad = _zero_padded_planes(count, g, gy_planes.dtype)
-            for _, rows, cols in g.offsets():
+            share = gy_planes / _window_counts(geom, gy_planes.dtype)
+            gpad = _zero_padded_planes(count, geom, gy_planes.dtype)
+            for _, rows, cols in geom.offsets():
                 gpad[:, rows, cols] += share
-            gx = _unpad(gpad, g)
+            gx = _unpad(gpad, geom)
         return (Tensor(from_planes(gx, n, c, self.channel_major)),)
 
 
@@ -241,38 +180,38 @@ def _lowest(dtype):
     return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
 
 
-def _padded_shape(count: int, g: PoolGeometry):
+def _padded_shape(count: int, geom: PoolGeometry):
     """The padded planes, extended so that the last window of every axis fits."""
-    (top, bottom), (left, right) = g.padding
-    height = max(g.height + top + bottom, (g.out_height - 1) * g.stride[0] + g.pool[0])
-    width = max(g.width + left + right, (g.out_width - 1) * g.stride[1] + g.pool[1])
+    (top, bottom), (left, right) = geom.padding
+    height = max(geom.height + top + bottom, (geom.out_height - 1) * geom.stride[0] + geom.pool[0])
+    width = max(geom.width + left + right, (geom.out_width - 1) * geom.stride[1] + geom.pool[1])
     return count, height, width
 
 
-def _pad_planes(planes, g: PoolGeometry, value):
-    if g.padding == ((0, 0), (0, 0)):
+def _pad_planes(planes, geom: PoolGeometry, value):
+    if geom.padding == ((0, 0), (0, 0)):
         return planes
-    padded = np.full(_padded_shape(planes.shape[0], g), value, dtype=planes.dtype)
-    (top, _), (left, _) = g.padding
-    padded[:, top:top + g.height, left:left + g.width] = planes
+    padded = np.full(_padded_shape(planes.shape[0], geom), value, dtype=planes.dtype)
+    (top, _), (left, _) = geom.padding
+    padded[:, top:top + geom.height, left:left + geom.width] = planes
     return padded
 
 
-def _zero_padded_planes(count: int, g: PoolGeometry, dtype):
-    return np.zeros(_padded_shape(count, g), dtype=dtype)
+def _zero_padded_planes(count: int, geom: PoolGeometry, dtype):
+    return np.zeros(_padded_shape(count, geom), dtype=dtype)
 
 
-def _unpad(padded, g: PoolGeometry):
-    (top, _), (left, _) = g.padding
-    return padded[:, top:top + g.height, left:left + g.width]
+def _unpad(padded, geom: PoolGeometry):
+    (top, _), (left, _) = geom.padding
+    return padded[:, top:top + geom.height, left:left + geom.width]
 
 
-def _window_counts(g: PoolGeometry, dtype):
+def _window_counts(geom: PoolGeometry, dtype):
     """How many input elements each window holds: (rows inside) × (columns inside)."""
     def inside(size, kernel, stride, before, count):
         start = np.arange(count) * stride - before
         return np.minimum(start + kernel, size) - np.maximum(start, 0)
 
-    rows = inside(g.height, g.pool[0], g.stride[0], g.padding[0][0], g.out_height)
-    cols = inside(g.width, g.pool[1], g.stride[1], g.padding[1][0], g.out_width)
+    rows = inside(geom.height, geom.pool[0], geom.stride[0], geom.padding[0][0], geom.out_height)
+    cols = inside(geom.width, geom.pool[1], geom.stride[1], geom.padding[1][0], geom.out_width)
     return np.outer(rows, cols).astype(dtype)

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from chainrule import backend
-from chainrule.optimizers.optimizer import (
-    Optimizer,
-    add_weight_decay,
-    check_range,
-    subtract_scaled,
-)
+from chainrule import backend, kernels
+from chainrule.optimizers.optimizer import Optimizer, check_range
 
 
 class Adadelta(Optimizer):
@@ -61,27 +56,9 @@ class Adadelta(Optimizer):
         return {"step": 0, "square_avg": xp.zeros_like(param),
                 "acc_delta": xp.zeros_like(param)}
 
-    def _update(self, param, grad, state, group, lr, scratch):
-        xp = backend.get_array_module(param)
+    def update_step(self, gradient, variable, learning_rate, state, group):
         state["step"] += 1
-        rho, eps = group["rho"], group["epsilon"]
-        grad = add_weight_decay(grad, param, group["weight_decay"], scratch)
-        square_avg, acc_delta = state["square_avg"], state["acc_delta"]
-        std, delta = scratch.get(1, param), scratch.get(2, param)
-        _running_average_of_squares(xp, square_avg, grad, rho, std)
-        xp.add(square_avg, eps, out=std)
-        xp.sqrt(std, out=std)
-        xp.add(acc_delta, eps, out=delta)
-        xp.sqrt(delta, out=delta)
-        delta /= std
-        delta *= grad
-        _running_average_of_squares(xp, acc_delta, delta, rho, std)
-        subtract_scaled(param, lr, delta, delta)
-
-
-def _running_average_of_squares(xp, average, values, rho, work) -> None:
-    """``average ← ρ·average + (1 − ρ)·values²`` in place, with ``work`` as the temporary."""
-    xp.multiply(values, values, out=work)
-    work *= 1.0 - rho
-    average *= rho
-    average += work
+        kernels.adadelta_update(
+            variable, gradient, state["square_avg"], state["acc_delta"], rho=group["rho"],
+            epsilon=group["epsilon"], learning_rate=learning_rate,
+            weight_decay=group["weight_decay"])

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from chainrule import backend
-from chainrule.optimizers.optimizer import (
-    Optimizer,
-    add_weight_decay,
-    check_range,
-    subtract_scaled,
-)
+from chainrule import backend, kernels
+from chainrule.optimizers.optimizer import Optimizer, check_range
 
 
 class Adagrad(Optimizer):
@@ -62,16 +57,10 @@ class Adagrad(Optimizer):
         return {"step": 0,
                 "sum": xp.full_like(param, group["initial_accumulator_value"])}
 
-    def _update(self, param, grad, state, group, lr, scratch):
-        xp = backend.get_array_module(param)
+    def update_step(self, gradient, variable, learning_rate, state, group):
         state["step"] += 1
-        grad = add_weight_decay(grad, param, group["weight_decay"], scratch)
-        decayed_lr = lr / (1 + (state["step"] - 1) * group["lr_decay"])
-        accumulator = state["sum"]
-        work = scratch.get(1, param)
-        xp.multiply(grad, grad, out=work)
-        accumulator += work
-        xp.sqrt(accumulator, out=work)
-        work += group["epsilon"]
-        xp.divide(grad, work, out=work)
-        subtract_scaled(param, decayed_lr, work, work)
+        t = state["step"]
+        kernels.adagrad_update(
+            variable, gradient, state["sum"],
+            learning_rate=learning_rate / (1 + (t - 1) * group["lr_decay"]),
+            epsilon=group["epsilon"], weight_decay=group["weight_decay"])

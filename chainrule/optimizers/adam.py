@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import math
 
-from chainrule import backend
-from chainrule.optimizers.optimizer import (
-    Optimizer,
-    add_weight_decay,
-    check_flag,
-    check_range,
-    subtract_scaled,
-)
+from chainrule import backend, kernels
+from chainrule.optimizers.optimizer import Optimizer, check_flag, check_range, state_buffer
 
 
 class Adam(Optimizer):
@@ -74,37 +68,22 @@ class Adam(Optimizer):
         xp = backend.get_array_module(param)
         return {"step": 0, "exp_avg": xp.zeros_like(param), "exp_avg_sq": xp.zeros_like(param)}
 
-    def _update(self, param, grad, state, group, lr, scratch):
-        xp = backend.get_array_module(param)
+    def update_step(self, gradient, variable, learning_rate, state, group):
+        beta_1, beta_2, weight_decay = group["beta_1"], group["beta_2"], group["weight_decay"]
         state["step"] += 1
         t = state["step"]
-        beta_1, beta_2, weight_decay = group["beta_1"], group["beta_2"], group["weight_decay"]
         if self.decoupled_weight_decay:
-            if weight_decay != 0:
-                param *= 1.0 - lr * weight_decay
-        else:
-            grad = add_weight_decay(grad, param, weight_decay, scratch)
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        work = scratch.get(1, param)
-        xp.subtract(grad, m, out=work)  # m ← m + (1 − β₁)(g − m)
-        work *= 1.0 - beta_1
-        m += work
-        xp.multiply(grad, grad, out=work)  # v ← β₂ v + (1 − β₂) g²
-        work *= 1.0 - beta_2
-        v *= beta_2
-        v += work
-        if group["amsgrad"]:
-            v_max = state.get("max_exp_avg_sq")
-            if v_max is None:
-                v_max = state["max_exp_avg_sq"] = xp.zeros_like(param)
-            xp.maximum(v_max, v, out=v_max)
-            v = v_max
+            if weight_decay != 0:  # AdamW: W ← W·(1 − α·λ), then Adam on the plain gradient
+                variable *= 1.0 - learning_rate * weight_decay
+            weight_decay = 0.0
+        v_max = state_buffer(state, "max_exp_avg_sq", variable) if group["amsgrad"] else None
         root_bias_correction_2 = math.sqrt(1.0 - beta_2**t)
-        step_size = lr * root_bias_correction_2 / (1.0 - beta_1**t)
-        xp.sqrt(v, out=work)
-        work += group["epsilon"] * root_bias_correction_2
-        xp.divide(m, work, out=work)
-        subtract_scaled(param, step_size, work, work)
+        kernels.adam_update(
+            variable, gradient, state["exp_avg"], state["exp_avg_sq"], v_max,
+            beta_1=beta_1, beta_2=beta_2,
+            step_size=learning_rate * root_bias_correction_2 / (1.0 - beta_1**t),  # α_t
+            epsilon=group["epsilon"] * root_bias_correction_2,  # ε̂
+            weight_decay=weight_decay)
 
 
 class AdamW(Adam):

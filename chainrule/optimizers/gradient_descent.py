@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from numbers import Real
 
-from chainrule import backend
-from chainrule.optimizers.optimizer import Optimizer, subtract_scaled
+from chainrule.optimizers.optimizer import Optimizer
 
 
 class GradientDescent(Optimizer):
@@ -42,7 +41,7 @@ class GradientDescent(Optimizer):
     (0.6, False)
     """
 
-    _thread_safe = False  # _update adds to self.change
+    _thread_safe = False  # update_step adds to self.change
     state_keys = ()
 
     def __init__(self, params=None, learning_rate=0.01, goal=None, *, lr=None, clipnorm=None,
@@ -65,11 +64,10 @@ class GradientDescent(Optimizer):
         self.converged = self.goal is not None and self.change < self.goal
         return self.change
 
-    def _update(self, param, grad, state, group, lr, scratch):
-        xp = backend.get_array_module(param)
-        work = scratch.get(0, param)
-        subtract_scaled(param, lr, grad, work)  # work holds ΔW = α·∇W afterwards
-        self.change += float(xp.abs(work, out=work).sum())
+    def update_step(self, gradient, variable, learning_rate, state, group):
+        change = learning_rate * gradient  # ΔW = α·∇W
+        variable -= change
+        self.change += float(abs(change).sum())
 
     def get_config(self) -> dict:
         return {**super().get_config(), "goal": self.goal}

@@ -1,8 +1,9 @@
 """The optimizer base class: parameter groups, per-parameter state, clipping, saving and loading.
 
 Every algorithm (:class:`~chainrule.optimizers.SGD`, :class:`~chainrule.optimizers.Adam`, ...)
-is a subclass that writes one method, ``_update``: the update rule for one parameter, applied in
-place to NumPy arrays. Everything else lives here, once:
+is a subclass that writes one method, :meth:`Optimizer.update_step` (Keras's name): the update
+rule for one parameter, applied in place to its array, read as its formula; the in-place, fused
+arithmetic is a call to :mod:`chainrule.kernels`. Everything else lives here, once:
 
 * **parameter groups** (PyTorch): ``optimizer.param_groups`` is a list of dicts, each with its
   ``"params"`` and its own hyper-parameters (missing ones come from the constructor);
@@ -17,23 +18,21 @@ place to NumPy arrays. Everything else lives here, once:
 * **saving** with :meth:`Optimizer.state_dict` (NumPy arrays, numbers and strings only) and
   :meth:`Optimizer.load_state_dict`; state is matched to parameters by position.
 
-Large updates are spread over a few threads (NumPy releases the GIL inside its array loops); each
-parameter is updated by exactly one thread with the same arithmetic, so results do not depend on
-the number of threads.
+Large updates are spread over chainrule's threads (:func:`chainrule.kernels.run_each`; the
+compiled kernels and NumPy release the GIL); each parameter is updated by exactly one thread with
+the same arithmetic, so results do not depend on the number of threads.
 """
 
 from __future__ import annotations
 
+import collections
 import inspect
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from numbers import Real
 
 import numpy as np
 
-from chainrule import backend
+from chainrule import backend, kernels
 from chainrule._config import enable_grad
 from chainrule.autograd.function import notify_recorder, recorders
 from chainrule.optimizers import clipping
@@ -43,8 +42,6 @@ from chainrule.tensor import Tensor
 #: Each extra thread must have at least this many elements to update: handing work to a thread
 #: costs tens of microseconds, as much as updating ~100,000 numbers, so small models stay serial.
 PARALLEL_ELEMENTS_PER_THREAD = 1 << 17
-#: The most threads one step uses.
-MAX_THREADS = 8
 
 _ALIASES = {"lr": "learning_rate", "eps": "epsilon"}  # PyTorch's names for group keys
 _GROUP_EXTRAS = ("params", "param_names", "name")  # group keys that are not hyper-parameters
@@ -84,8 +81,8 @@ class Optimizer:
     """Base class of the optimizers: holds parameters, hyper-parameters and state.
 
     Subclasses call ``super().__init__(params, defaults, ...)`` with their hyper-parameters in
-    ``defaults`` (``learning_rate`` among them) and implement :meth:`_update`, the rule for one
-    parameter; :meth:`_init_state` makes a parameter's buffers and :meth:`_check_group`
+    ``defaults`` (``learning_rate`` among them) and implement :meth:`update_step`, the rule for
+    one parameter; :meth:`_init_state` makes a parameter's buffers and :meth:`_check_group`
     validates a group's hyper-parameters.
 
     Args:
@@ -105,7 +102,7 @@ class Optimizer:
         iterations: the number of steps taken (Keras's name); schedules are evaluated at it.
     """
 
-    #: Set to False by optimizers whose ``_update`` writes shared Python state (no threads then).
+    #: Set to False by optimizers whose ``update_step`` writes shared Python state (no threads).
     _thread_safe = True
     #: The names a parameter's state may hold (None: not checked by :meth:`load_state_dict`),
     #: and those a non-empty state must hold (what :meth:`_init_state` makes).
@@ -130,7 +127,6 @@ class Optimizer:
         self.param_groups: list[ParamGroup] = []
         self.state: dict = {}
         self.iterations = 0
-        self._scratch = [_Scratch()]
         if params is not None:
             self._add_params(params)
 
@@ -284,7 +280,7 @@ class Optimizer:
         self._clip_gradients()
         jobs = []
         for group in self.param_groups:
-            lr = self._learning_rate_now(group)
+            learning_rate = self._learning_rate_now(group)
             hyper = dict(group)  # a plain dict: faster lookups in the update rules
             for p in group["params"]:
                 if p.grad is None:
@@ -292,7 +288,7 @@ class Optimizer:
                 state = self.state.get(p)
                 if state is None:
                     state = self.state[p] = self._init_state(p.data, hyper)
-                jobs.append((p.data, p.grad.data, state, hyper, lr))
+                jobs.append((p.grad.data, p.data, learning_rate, state, hyper))
         self._run(jobs)
         self.iterations += 1
         return loss
@@ -301,16 +297,20 @@ class Optimizer:
         """The state of a parameter before its first update (buffers shaped like ``param``)."""
         return {}
 
-    def _update(self, param, grad, state, group, lr, scratch) -> None:
-        """Apply the update rule to one parameter, in place.
+    def update_step(self, gradient, variable, learning_rate: float, state: dict,
+                    group: dict) -> None:
+        """Apply the update rule to one parameter, in place (Keras's ``update_step``).
+
+        Keras keeps a variable's slots and hyper-parameters on the optimizer; here they come
+        as arguments, so that several threads can update different parameters at once.
 
         Args:
-            param: the parameter's array, to be updated in place.
-            grad: its gradient array (read only: it belongs to the user).
-            state: this parameter's state dict (buffers are updated in place).
-            group: its parameter group (hyper-parameters).
-            lr: the learning rate of this step (a float).
-            scratch: a :class:`_Scratch` giving work arrays shaped like ``param``.
+            gradient: the parameter's gradient array (read only: it belongs to the user).
+            variable: the parameter's array, to be updated in place.
+            learning_rate: the learning rate of this step (a float; a schedule is evaluated).
+            state: this parameter's state dict (``self.state[param]``; buffers are updated in
+                place).
+            group: the hyper-parameters of its parameter group (a plain dict).
         """
         raise NotImplementedError
 
@@ -332,37 +332,33 @@ class Optimizer:
                 clipping.clip_by_value(g, self.clipvalue)
 
     def _run(self, jobs) -> None:
-        """Run ``_update`` on every job: here, or shared with a few threads when the work is
-        large (the threads take jobs one at a time, so a thread that starts late costs
-        nothing: this one does the work it did not take)."""
-        threads = _thread_count() if self._thread_safe and len(jobs) > 1 else 1
-        if threads > 1:
-            elements = sum(job[0].size for job in jobs)
-            threads = min(threads, len(jobs), elements // PARALLEL_ELEMENTS_PER_THREAD)
-            if backend.device_of(jobs[0][0]) != "cpu":
-                threads = 1  # GPU kernels are asynchronous already
-        if threads <= 1:
-            scratch = self._scratch[0]
-            for param, grad, state, group, lr in jobs:
-                self._update(param, grad, state, group, lr, scratch)
+        """Run :meth:`update_step` on every job: here, or shared with chainrule's threads when
+        the work is large (the threads take jobs one at a time, largest first, so a thread that
+        starts late costs nothing: the others do the work it did not take)."""
+        if not self._may_share(jobs):
+            for job in jobs:
+                self.update_step(*job)
             return
-        while len(self._scratch) < threads:
-            self._scratch.append(_Scratch())
-        work = _SharedWork(jobs)
-        pool = _thread_pool()
-        for helper in range(1, threads):
-            pool.submit(self._work_on, work, self._scratch[helper])
-        self._work_on(work, self._scratch[0])
-        work.wait()
+        with kernels.own_threads():  # BLAS's threads sleep while ours work
+            elements = sum(job[1].size for job in jobs)
+            threads = min(kernels.workers(), len(jobs), elements // PARALLEL_ELEMENTS_PER_THREAD)
+            pending = collections.deque(sorted(jobs, key=lambda job: -job[1].size))
+            kernels.run_each(lambda _: self._update_until_done(pending), threads)
 
-    def _work_on(self, work, scratch) -> None:
-        while (job := work.take()) is not None:
+    def _may_share(self, jobs) -> bool:
+        """Whether the step is worth more than one thread: several parameters on the CPU (a
+        GPU's kernels are asynchronous already), at least two threads' worth of elements."""
+        return (self._thread_safe and len(jobs) > 1 and backend.device_of(jobs[0][1]) == "cpu"
+                and sum(job[1].size for job in jobs) >= 2 * PARALLEL_ELEMENTS_PER_THREAD)
+
+    def _update_until_done(self, pending) -> None:
+        """Take jobs from ``pending`` (a deque: ``popleft`` is atomic) until none is left."""
+        while pending:
             try:
-                self._update(*job, scratch)
-            except BaseException as error:  # handed to the calling thread by work.wait()
-                work.finish(error)
-            else:
-                work.finish()
+                job = pending.popleft()
+            except IndexError:  # another thread took the last one
+                return
+            self.update_step(*job)
 
     # -- saving and loading ---------------------------------------------------------------------
 
@@ -533,43 +529,13 @@ class Optimizer:
 # -- helpers for the update rules -----------------------------------------------------------------
 
 
-class _Scratch:
-    """Reusable work arrays for one thread, so an update allocates nothing per step.
-
-    ``scratch.get(i, like)`` returns work array number ``i`` with ``like``'s shape and dtype; it
-    is a view of a flat buffer sized to the largest parameter seen, reused across parameters.
-    """
-
-    def __init__(self) -> None:
-        self._buffers: dict = {}
-
-    def get(self, index: int, like):
-        key = (index, like.dtype, backend.device_of(like))
-        buffer = self._buffers.get(key)
-        if buffer is None or buffer.size < like.size:
-            xp = backend.get_array_module(like)
-            buffer = self._buffers[key] = xp.empty(like.size, dtype=like.dtype)
-        return buffer[: like.size].reshape(like.shape)
-
-
-def add_weight_decay(grad, param, weight_decay: float, scratch):
-    """``grad + weight_decay * param`` (L2 regularisation folded into the gradient), written to
-    scratch array 0; returns ``grad`` itself when ``weight_decay`` is 0."""
-    if weight_decay == 0:
-        return grad
-    xp = backend.get_array_module(param)
-    out = scratch.get(0, param)
-    xp.multiply(param, weight_decay, out=out)
-    out += grad
-    return out
-
-
-def subtract_scaled(param, scale: float, direction, work) -> None:
-    """``param -= scale * direction`` in place, using ``work`` (may be ``direction``) as the
-    temporary."""
-    xp = backend.get_array_module(param)
-    xp.multiply(direction, scale, out=work)
-    param -= work
+def state_buffer(state: dict, name: str, like):
+    """``state[name]``, made as zeros shaped like ``like`` the first time it is needed (the
+    buffers an option adds: AMSGrad's maximum, RMSprop's mean and momentum)."""
+    buffer = state.get(name)
+    if buffer is None:
+        buffer = state[name] = backend.get_array_module(like).zeros_like(like)
+    return buffer
 
 
 def check_range(optimizer, group, key, low=0.0, high=None, *, high_open=False,
@@ -595,44 +561,6 @@ def check_flag(optimizer, group, key) -> None:
     if not isinstance(group[key], bool):
         raise ValueError(f"{type(optimizer).__name__}: invalid {key} {group[key]!r}; expected "
                          "True or False")
-
-
-class _SharedWork:
-    """Update jobs that several threads take one at a time, largest first.
-
-    :meth:`wait` returns once every job is done; it does not wait for a thread that woke up too
-    late to take any (on a busy machine a sleeping thread can take 100 µs to start).
-    """
-
-    def __init__(self, jobs) -> None:
-        self._jobs = sorted(jobs, key=lambda job: -job[0].size)
-        self._lock = threading.Lock()
-        self._taken = 0
-        self._remaining = len(self._jobs)
-        self._done = threading.Event()
-        self._error = None
-
-    def take(self):
-        """The next job, or None when all have been taken."""
-        with self._lock:
-            if self._taken == len(self._jobs):
-                return None
-            self._taken += 1
-            return self._jobs[self._taken - 1]
-
-    def finish(self, error=None) -> None:
-        """Mark a taken job done (with the exception it raised, if any)."""
-        with self._lock:
-            self._error = self._error or error
-            self._remaining -= 1
-            if self._remaining == 0:
-                self._done.set()
-
-    def wait(self) -> None:
-        """Return when every job is done; raise the first error a job raised."""
-        self._done.wait()
-        if self._error is not None:
-            raise self._error
 
 
 # -- module-private helpers ---------------------------------------------------------------------
@@ -763,24 +691,3 @@ def _import_count(value, owner: str, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"{owner}: {what} is {value!r}; expected an integer >= 0")
     return value
-
-
-_pool: ThreadPoolExecutor | None = None
-_pool_pid = None  # a forked child gets a fresh pool: the parent's threads do not exist in it
-
-
-def _thread_count() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, MAX_THREADS))
-
-
-def _thread_pool() -> ThreadPoolExecutor:
-    global _pool, _pool_pid
-    if _pool is None or _pool_pid != os.getpid():
-        _pool = ThreadPoolExecutor(max_workers=MAX_THREADS - 1,
-                                   thread_name_prefix="chainrule-optimizer")
-        _pool_pid = os.getpid()
-    return _pool

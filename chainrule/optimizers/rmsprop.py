@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from chainrule import backend
-from chainrule.optimizers.optimizer import (
-    Optimizer,
-    add_weight_decay,
-    check_flag,
-    check_range,
-    subtract_scaled,
-)
+from chainrule import backend, kernels
+from chainrule.optimizers.optimizer import Optimizer, check_flag, check_range, state_buffer
 
 
 class RMSprop(Optimizer):
@@ -67,41 +61,12 @@ class RMSprop(Optimizer):
         xp = backend.get_array_module(param)
         return {"step": 0, "square_avg": xp.zeros_like(param)}
 
-    def _update(self, param, grad, state, group, lr, scratch):
-        xp = backend.get_array_module(param)
+    def update_step(self, gradient, variable, learning_rate, state, group):
         state["step"] += 1
-        rho = group["rho"]
-        grad = add_weight_decay(grad, param, group["weight_decay"], scratch)
-        square_avg = state["square_avg"]
-        denom = scratch.get(1, param)
-        xp.multiply(grad, grad, out=denom)
-        denom *= 1.0 - rho
-        square_avg *= rho
-        square_avg += denom
-        if group["centered"]:
-            grad_avg = _buffer(xp, state, "grad_avg", param)
-            xp.subtract(grad, grad_avg, out=denom)  # m ← m + (1 − ρ)(g − m)
-            denom *= 1.0 - rho
-            grad_avg += denom
-            xp.multiply(grad_avg, grad_avg, out=denom)
-            xp.subtract(square_avg, denom, out=denom)
-            xp.sqrt(denom, out=denom)
-        else:
-            xp.sqrt(square_avg, out=denom)
-        denom += group["epsilon"]
-        xp.divide(grad, denom, out=denom)  # g / s
-        if group["momentum"] > 0:
-            buffer = _buffer(xp, state, "momentum_buffer", param)
-            buffer *= group["momentum"]
-            buffer += denom
-            subtract_scaled(param, lr, buffer, denom)
-        else:
-            subtract_scaled(param, lr, denom, denom)
-
-
-def _buffer(xp, state, name, param):
-    """``state[name]``, created as zeros shaped like ``param`` the first time it is needed."""
-    buffer = state.get(name)
-    if buffer is None:
-        buffer = state[name] = xp.zeros_like(param)
-    return buffer
+        centered, momentum = group["centered"], group["momentum"]
+        kernels.rmsprop_update(
+            variable, gradient, state["square_avg"],
+            state_buffer(state, "grad_avg", variable) if centered else None,  # m
+            state_buffer(state, "momentum_buffer", variable) if momentum > 0 else None,  # b
+            rho=group["rho"], epsilon=group["epsilon"], momentum=momentum,
+            learning_rate=learning_rate, weight_decay=group["weight_decay"])

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from chainrule import backend, kernels
-from chainrule.optimizers.optimizer import (
-    Optimizer,
-    add_weight_decay,
-    check_flag,
-    check_range,
-)
+from chainrule import kernels
+from chainrule.optimizers.optimizer import Optimizer, check_flag, check_range, state_buffer
 
 
 class SGD(Optimizer):
@@ -60,31 +55,15 @@ class SGD(Optimizer):
             raise ValueError("SGD: Nesterov momentum requires a momentum > 0 and zero dampening")
         return group
 
-    def _update(self, param, grad, state, group, lr, scratch):
-        xp = backend.get_array_module(param)
-        grad = add_weight_decay(grad, param, group["weight_decay"], scratch)
-        momentum = group["momentum"]
-        buffer = state.get("momentum_buffer") if momentum != 0 else None
-        if buffer is not None and group["dampening"] == 0 and not group["nesterov"]:
-            # the common case, fused: one pass over memory with the [fast] extra
-            kernels.momentum_update(param, buffer, grad, momentum, lr)
+    def update_step(self, gradient, variable, learning_rate, state, group):
+        momentum, weight_decay = group["momentum"], group["weight_decay"]
+        if momentum == 0:  # W ← W − α·(g + λ·W)
+            kernels.scaled_subtract(variable, gradient, learning_rate, weight_decay=weight_decay)
             return
-        work = scratch.get(1, param)
-        direction = grad
-        if momentum != 0:
-            if buffer is None:
-                buffer = state["momentum_buffer"] = xp.array(grad, dtype=param.dtype, copy=True)
-            else:
-                buffer *= momentum
-                if group["dampening"] == 0:
-                    buffer += grad
-                else:
-                    xp.multiply(grad, 1.0 - group["dampening"], out=work)
-                    buffer += work
-            if group["nesterov"]:
-                xp.multiply(buffer, momentum, out=work)
-                work += grad
-                direction = work
-            else:
-                direction = buffer
-        kernels.scaled_subtract(param, direction, lr, work)
+        dampening = group["dampening"]
+        if "momentum_buffer" not in state:  # b starts as g: b ← μ·0 + g, undamped
+            state_buffer(state, "momentum_buffer", variable)
+            dampening = 0.0
+        kernels.momentum_update(variable, state["momentum_buffer"], gradient, momentum,
+                                learning_rate, dampening=dampening, nesterov=group["nesterov"],
+                                weight_decay=weight_decay)

@@ -12,40 +12,6 @@ from chainrule.kernels import reference
 DTYPES = [np.float32, np.float64]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(7,), (33, 5), (2, 3, 4, 5)])
-def test_momentum_update_matches_the_reference(each_kernels, shape, dtype, rng):
-    param, buffer, grad = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
-    expected_param, expected_buffer = param.copy(), buffer.copy()
-    reference.momentum_update(expected_param, expected_buffer, grad, dtype(0.9), dtype(0.05))
-    for _ in range(1):
-        kernels.momentum_update(param, buffer, grad, 0.9, 0.05)
-    np.testing.assert_array_equal(param, expected_param)
-    np.testing.assert_array_equal(buffer, expected_buffer)
-    assert param.dtype == buffer.dtype == dtype
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_scaled_subtract_matches_the_reference(each_kernels, dtype, rng):
-    param, direction = (rng.standard_normal((9, 4)).astype(dtype) for _ in range(2))
-    expected = param - direction * dtype(0.3)
-    kernels.scaled_subtract(param, direction, 0.3, np.empty_like(param))
-    np.testing.assert_array_equal(param, expected)
-
-
-def test_updates_reach_parameters_that_are_not_contiguous(each_kernels, rng):
-    # a transposed view cannot be flattened in place: the kernels must still update it
-    base = rng.standard_normal((4, 6)).astype(np.float32)
-    param, buffer = base.T, np.ones((6, 4), np.float32)
-    grad = rng.standard_normal((6, 4)).astype(np.float32)
-    expected = param - (buffer * np.float32(0.9) + grad) * np.float32(0.1)
-    kernels.momentum_update(param, buffer, grad, 0.9, 0.1)
-    np.testing.assert_allclose(base.T, expected, rtol=1e-6)
-    before = base.T.copy()
-    kernels.scaled_subtract(param, grad, 0.5, np.empty((6, 4), np.float32))
-    np.testing.assert_allclose(base.T, before - grad * np.float32(0.5), rtol=1e-6)
-
-
 @pytest.mark.parametrize("pool", [(2, 2), (3, 3), (2, 3), (1, 4)])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_max_pool_tiles_matches_a_direct_computation(each_kernels, pool, dtype, rng):

@@ -1,5 +1,6 @@
-"""Model.prefers_own_threads: which models run their steps inside kernels.own_threads, and that
-fit, evaluate and predict do."""
+"""Threading is the ops' business, not the model's: no Model or Layer hook decides it, and a
+Dense layer after a Winograd convolution runs its product on BLAS's full thread count, in
+``fit``, ``evaluate``, ``predict`` and a hand-written loop alike."""
 
 from __future__ import annotations
 
@@ -8,56 +9,71 @@ import pytest
 
 import chainrule as cr
 from chainrule import kernels
-from chainrule.layers import Conv2D, Dense, Flatten, Layer, MaxPooling2D
-from chainrule.models import Sequential
+from chainrule.kernels import threads
+from chainrule.layers import Conv2D, Dense, Flatten, Layer
+from chainrule.models import Model, Sequential
+from chainrule.ops import conv_winograd
 
 pytestmark = pytest.mark.usefixtures("each_kernels")
 
 
-class RecordWorkers(Layer):
-    """Passes its input through, noting how many threads the kernels may use at that moment."""
+def blas_counts():
+    return [library.get_num_threads() for library in threads._blas()]
 
-    def __init__(self):
-        super().__init__()
+
+class SpyDense(Dense):
+    """A Dense layer that notes BLAS's thread counts and the kernels' workers as it runs."""
+
+    def __init__(self, units):
+        super().__init__(units)
         self.seen = []
 
     def forward(self, x):
-        self.seen.append(kernels.workers())
-        return x
+        self.seen.append((blas_counts(), kernels.workers()))
+        return super().forward(x)
 
 
-def cnn(first_kernel=3, channels=1):
-    model = Sequential([Conv2D(4, first_kernel, padding="same", activation="relu"),
-                        MaxPooling2D(2), Flatten(), RecordWorkers(), Dense(3)])
-    model.build((None, channels, 6, 6))
+def winograd_cnn():
+    """16 → 16 channels, 3 × 3: Winograd with the compiled kernels, then a Dense layer."""
+    model = Sequential([Conv2D(16, 3, padding="same", activation="relu"), Flatten(),
+                        SpyDense(8)])
+    model.build((None, 16, 6, 6))
     model.compile(optimizer="sgd", loss=cr.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
 
 
-def compiled_and_threadpoolctl():
-    return kernels.active() == "numba" and bool(kernels.threads._blas())
+def test_no_model_or_layer_decides_threading():
+    for name in ("prefers_own_threads", "_threads", "_own_threads_choice"):
+        assert not hasattr(Model, name), name
+    assert not hasattr(Layer, "runs_own_kernels")
+    assert not hasattr(Conv2D, "runs_own_kernels")
 
 
-def test_which_models_prefer_chainrule_threads():
-    compiled = kernels.active() == "numba"
-    assert cnn().prefers_own_threads() == compiled          # direct sums for 1 channel
-    assert not cnn(first_kernel=5).prefers_own_threads()    # im2col: BLAS products
-    mlp = Sequential([Dense(8, activation="relu"), Dense(2)])
-    mlp.build((None, 4))
-    assert not mlp.prefers_own_threads()
-    assert not Sequential([Conv2D(2, 3)]).prefers_own_threads()  # not built: no choice yet
+def test_dense_after_winograd_keeps_blas_threads(rng, monkeypatch):
+    inside_winograd = []
+    forward = conv_winograd._forward
 
+    def spy_forward(*args, **kwargs):
+        inside_winograd.append((blas_counts(), kernels.workers()))
+        return forward(*args, **kwargs)
 
-def test_fit_evaluate_and_predict_run_the_steps_inside_own_threads(rng):
-    model = cnn()
-    recorder = model.layers[3]
-    recorder.seen.clear()  # (build ran a forward pass)
-    x = rng.standard_normal((8, 1, 6, 6)).astype(np.float32)
-    y = rng.integers(0, 3, 8)
+    monkeypatch.setattr(conv_winograd, "_forward", spy_forward)
+    model = winograd_cnn()
+    dense = model.layers[-1]
+    dense.seen.clear()  # (build ran a forward pass)
+    inside_winograd.clear()
+    x = rng.standard_normal((8, 16, 6, 6)).astype(np.float32)
+    y = rng.integers(0, 8, 8)
     model.fit(x, y, batch_size=4, epochs=1, verbose=0)
     model.evaluate(x, y, batch_size=4, verbose=0)
     model.predict(x, batch_size=4)
-    expected = max(1, min(lib.get_num_threads() for lib in kernels.threads._blas())) \
-        if compiled_and_threadpoolctl() else 1
-    assert recorder.seen == [expected] * 6
-    assert kernels.workers() == 1  # and nothing outside the steps
+    loss = model.loss(cr.tensor(y[:4]), model(cr.tensor(x[:4])))  # a hand-written step
+    loss.backward()
+
+    full = blas_counts()
+    assert dense.seen == [(full, 1)] * 7  # 2 + 2 + 2 batches, and the hand-written step
+    if kernels.active() == "numba" and threads._blas():
+        cores = max(1, min(full))
+        assert inside_winograd == [([1] * len(full), cores)] * 7
+    else:
+        assert inside_winograd == []  # im2col with the NumPy kernels

@@ -10,7 +10,7 @@ import pytest
 
 import chainrule as cr
 from chainrule import functional as F
-from chainrule.ops import nn_conv
+from chainrule.ops import conv_geometry, conv_im2col
 from tests.torch_helpers import require_torch
 
 torch = require_torch()
@@ -134,11 +134,11 @@ def test_fused_relu_matches_torch_and_gradcheck(case, rng):
 
 def composite_conv(x, w, b, stride, padding, dilation):
     """conv2d from primitives: pad, one strided slice per kernel offset, matmul, sum."""
-    (sh, sw), (dh, dw) = nn_conv.pair(stride, "s"), nn_conv.pair(dilation, "d")
+    (sh, sw), (dh, dw) = conv_geometry.pair(stride, "s"), conv_geometry.pair(dilation, "d")
     n, c, h, wd = x.shape
     f, _, kh, kw = w.shape
-    (top, bottom), (left, right) = nn_conv.spatial_padding(padding, (h, wd), (kh, kw), (sh, sw),
-                                                           (dh, dw), "test")
+    (top, bottom), (left, right) = conv_geometry.spatial_padding(
+        padding, (h, wd), (kh, kw), (sh, sw), (dh, dw), "test")
     xp = cr.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
     oh = (h + top + bottom - dh * (kh - 1) - 1) // sh + 1
     ow = (wd + left + right - dw * (kw - 1) - 1) // sw + 1
@@ -182,12 +182,15 @@ def test_chunks_of_the_batch_give_the_same_result(monkeypatch, samples_per_chunk
         return [y.numpy()] + [t.grad.numpy() for t in inputs]
 
     whole = run()
-    geometry = nn_conv.conv_geometry(x.shape, w.shape, stride, 1, 1, 8)
+    def layout():
+        return conv_im2col.im2col_geometry(
+            conv_geometry.conv_geometry(x.shape, w.shape, stride, 1, 1), 8)
+
+    geometry = layout()
     assert geometry.chunk == 7
     sample_bytes = (geometry.patch + geometry.filters) * geometry.positions * 8
-    monkeypatch.setattr(nn_conv, "CHUNK_BYTES", samples_per_chunk * sample_bytes)
-    geometry = nn_conv.conv_geometry(x.shape, w.shape, stride, 1, 1, 8)
-    assert geometry.chunk == samples_per_chunk
+    monkeypatch.setattr(conv_im2col, "CHUNK_BYTES", samples_per_chunk * sample_bytes)
+    assert layout().chunk == samples_per_chunk
     for a, c in zip(run(), whole):
         np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
 
@@ -235,9 +238,11 @@ def test_kernel_gradient_of_a_first_layer(case, samples_per_chunk, monkeypatch, 
     x_shape, w_shape, stride, padding, dilation = CASES[case]
     x, w = rng.standard_normal((5,) + x_shape[1:]), rng.standard_normal(w_shape)
     if samples_per_chunk:
-        g = nn_conv.conv_geometry(x.shape, w.shape, stride, padding, dilation, 8, wide=False)
-        monkeypatch.setattr(nn_conv, "CHUNK_BYTES",
-                            samples_per_chunk * (g.patch + g.filters) * g.positions * 8)
+        geom = conv_im2col.im2col_geometry(
+            conv_geometry.conv_geometry(x.shape, w.shape, stride, padding, dilation), 8,
+            wide=False)
+        monkeypatch.setattr(conv_im2col, "CHUNK_BYTES",
+                            samples_per_chunk * (geom.patch + geom.filters) * geom.positions * 8)
     wt, tw = cr.tensor(w, dtype="float64", requires_grad=True), torch.tensor(w,
                                                                              requires_grad=True)
     y = F.conv2d(cr.tensor(x, dtype="float64"), wt, stride=stride, padding=padding,
@@ -289,13 +294,3 @@ def test_errors_name_conv2d_and_the_shapes(x_shape, w_shape, kwargs, message):
 def test_bias_shape_is_checked():
     with pytest.raises(ValueError, match=r"conv2d: bias must have shape \(4,\)"):
         F.conv2d(cr.zeros(1, 3, 5, 5), cr.zeros(4, 3, 3, 3), cr.zeros(3))
-
-
-@pytest.mark.parametrize("size,kernel,stride,dilation", [
-    (7, 3, 2, 1), (8, 2, 1, 1), (8, 4, 3, 1), (5, 3, 1, 2), (1, 5, 1, 1), (9, 1, 4, 1),
-])
-def test_same_padding_gives_ceil_of_size_over_stride(size, kernel, stride, dilation):
-    before, after = nn_conv.resolve_padding("same", size, kernel, stride, dilation, "t")
-    assert (before, after) == same_padding(size, kernel, stride, dilation)
-    assert nn_conv.output_size(size, kernel, stride, dilation, before, after) == math.ceil(
-        size / stride)

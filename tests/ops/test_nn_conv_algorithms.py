@@ -10,7 +10,8 @@ import pytest
 import chainrule as cr
 from chainrule import functional as F
 from chainrule import kernels
-from chainrule.ops import nn_conv, nn_conv_direct, nn_winograd
+from chainrule.ops import conv_direct, conv_winograd, nn_conv
+from chainrule.ops.conv_geometry import conv_geometry
 from tests.ops.test_nn_conv import torch_conv
 from tests.torch_helpers import require_torch
 
@@ -30,10 +31,10 @@ CASES = {
 }
 
 
-@pytest.fixture(params=nn_conv.ALGORITHMS)
-def algorithm(request, monkeypatch):
-    monkeypatch.setattr(nn_conv, "ALGORITHM", request.param)
-    return request.param
+@pytest.fixture(params=list(nn_conv.ALGORITHMS))
+def algorithm(request):
+    with F.conv_algorithm(request.param):
+        yield request.param
 
 
 def expected_algorithm(algorithm, w_shape):
@@ -47,7 +48,7 @@ def run_both(arrays, padding, dtype, relu=False, need_x=True):
     theirs = [torch.tensor(x.astype(dtype), requires_grad=need_x)] + \
         [torch.tensor(a.astype(dtype), requires_grad=True) for a in (w, b)]
     y = F.conv2d(*ours, padding=padding, relu=relu)
-    algorithm = y._node.algorithm  # (backward frees the node's state)
+    algorithm = y._node.algorithm.name  # (backward frees the node's state)
     ty = torch_conv(*theirs, 1, padding, 1)
     ty = torch.relu(ty) if relu else ty
     gy = np.random.default_rng(1).standard_normal(ty.shape).astype(dtype)
@@ -97,24 +98,24 @@ def test_gradcheck(algorithm, case, rng):
 
 @pytest.mark.parametrize("samples_per_chunk", [1, 2])
 def test_winograd_chunks_give_the_same_result(samples_per_chunk, monkeypatch, rng):
-    monkeypatch.setattr(nn_conv, "ALGORITHM", "winograd")
     x_shape, w_shape, padding = CASES["3x3 valid, odd output"]
     x_shape = (5,) + x_shape[1:]  # 5 samples: the last chunk is smaller
     tiles = 16 * 3 * 3 * (x_shape[1] + w_shape[0]) * 8  # one sample's tile bytes (float64)
-    monkeypatch.setattr(nn_winograd, "CHUNK_BYTES", samples_per_chunk * tiles)
+    monkeypatch.setattr(conv_winograd, "CHUNK_BYTES", samples_per_chunk * tiles)
     arrays = [rng.standard_normal(s) for s in (x_shape, w_shape, (w_shape[0],))]
-    _, ours, theirs = run_both(arrays, padding, "float64", relu=True)
+    with F.conv_algorithm("winograd"):
+        _, ours, theirs = run_both(arrays, padding, "float64", relu=True)
     for a, t in zip(ours, theirs):
         np.testing.assert_allclose(a.numpy(), t.detach().numpy(), rtol=1e-10, atol=1e-10)
 
 
-def test_winograd_keeps_float32_within_a_few_ulps_of_im2col(monkeypatch, rng):
+def test_winograd_keeps_float32_within_a_few_ulps_of_im2col(rng):
     x = rng.standard_normal((4, 32, 14, 14)).astype(np.float32)
     w = (rng.standard_normal((16, 32, 3, 3)) * 0.1).astype(np.float32)
     outputs = {}
     for algorithm in ("im2col", "winograd"):
-        monkeypatch.setattr(nn_conv, "ALGORITHM", algorithm)
-        outputs[algorithm] = F.conv2d(cr.tensor(x), cr.tensor(w), padding=1).numpy()
+        outputs[algorithm] = F.conv2d(cr.tensor(x), cr.tensor(w), padding=1,
+                                      algorithm=algorithm).numpy()
     exact = F.conv2d(cr.tensor(x, dtype="float64"), cr.tensor(w, dtype="float64"),
                      padding=1).numpy()
     scale = np.abs(exact).max()
@@ -130,33 +131,36 @@ def test_winograd_keeps_float32_within_a_few_ulps_of_im2col(monkeypatch, rng):
     ((8, 32, 14, 14, 64), 2, 1, "im2col"),
     ((8, 32, 14, 14, 64), 1, 2, "im2col"),
 ])
-def test_auto_picks_by_geometry_and_kernels(shape, stride, dilation, expected, monkeypatch):
-    monkeypatch.setattr(nn_conv, "ALGORITHM", "auto")
+def test_auto_picks_by_geometry_and_kernels(shape, stride, dilation, expected):
     n, c, h, w, f = shape
-    g = nn_conv.conv_geometry((n, c, h, w), (f, c, 3, 3), stride, 1, dilation)
+    geom = conv_geometry((n, c, h, w), (f, c, 3, 3), stride, 1, dilation)
     x = np.zeros((n, c, h, w), np.float32)
     compiled = kernels.active() == "numba"
-    assert nn_conv.algorithm_for(g, x) == (expected if compiled else "im2col")
+    assert nn_conv.algorithm_for(geom, x).name == (expected if compiled else "im2col")
 
 
-def test_forced_algorithms_fall_back_where_they_do_not_apply(monkeypatch):
-    g = nn_conv.conv_geometry((2, 3, 9, 9), (4, 3, 3, 3), 2, 1, 1)
+def test_forced_algorithms_fall_back_where_they_do_not_apply():
+    geom = conv_geometry((2, 3, 9, 9), (4, 3, 3, 3), 2, 1, 1)
     x = np.zeros((2, 3, 9, 9))
     for algorithm in ("winograd", "direct"):
-        monkeypatch.setattr(nn_conv, "ALGORITHM", algorithm)
-        assert nn_conv.algorithm_for(g, x) == "im2col"
-    monkeypatch.setattr(nn_conv, "ALGORITHM", "fft")
-    with pytest.raises(ValueError, match="conv2d: ALGORITHM must be 'auto' or one of"):
-        nn_conv.algorithm_for(g, x)
+        assert nn_conv.algorithm_for(geom, x, algorithm).name == "im2col"
+        with F.conv_algorithm(algorithm):
+            assert nn_conv.algorithm_for(geom, x).name == "im2col"
+    with pytest.raises(ValueError, match="conv_algorithm must be 'auto' or one of"):
+        with F.conv_algorithm("fft"):
+            pass
 
 
-def test_direct_is_preferred_only_for_small_3x3_patches():
-    def geometry(c, k):
-        return nn_conv.conv_geometry((1, c, 8, 8), (2, c, k, k), 1, 1, 1)
-    assert nn_conv_direct.preferred(geometry(3, 3))
-    assert not nn_conv_direct.preferred(geometry(4, 3))  # 36 taps
-    assert not nn_conv_direct.preferred(geometry(1, 5))  # the compiled kernel is 3 × 3 only
-    assert nn_conv_direct.applies(geometry(1, 5))
+def test_direct_is_chosen_only_for_small_3x3_patches(monkeypatch):
+    monkeypatch.setattr(kernels, "select", lambda *arrays: "compiled")  # as with Numba
+
+    def chosen(c, k):
+        geom = conv_geometry((1, c, 8, 8), (2, c, k, k), 1, 1, 1)
+        return nn_conv.algorithm_for(geom, np.zeros(1)).name
+    assert chosen(3, 3) == "direct"
+    assert chosen(4, 3) == "im2col"  # 36 taps; too few channels for Winograd
+    assert chosen(1, 5) == "im2col"  # the compiled kernel is 3 × 3 only
+    assert nn_conv.DIRECT.applies(conv_geometry((1, 1, 8, 8), (2, 1, 5, 5), 1, 1, 1))
 
 
 @pytest.mark.parametrize("algorithm_name", ["winograd", "direct"])
@@ -164,13 +168,12 @@ def test_two_threads_give_the_one_thread_results(algorithm_name, monkeypatch, rn
     """Inside kernels.own_threads the chunks (Winograd) or the filters (direct) are dealt out
     to two threads: the same numbers, up to the order of the cross-thread sums."""
     pytest.importorskip("threadpoolctl")
-    monkeypatch.setattr(nn_conv, "ALGORITHM", algorithm_name)
-    monkeypatch.setattr(nn_winograd, "CHUNK_BYTES", 1)  # one sample a chunk: 5 chunks
+    monkeypatch.setattr(conv_winograd, "CHUNK_BYTES", 1)  # one sample a chunk: 5 chunks
     channels = 16 if algorithm_name == "winograd" else 3
     arrays = [rng.standard_normal(s) for s in ((5, channels, 6, 7), (4, channels, 3, 3), (4,))]
     results = []
     for threads in (1, 2):
-        with kernels.own_threads(threads):
+        with kernels.own_threads(threads), F.conv_algorithm(algorithm_name):
             for need_x in (True, False):
                 used, ours, theirs = run_both(arrays, 1, "float64", relu=True, need_x=need_x)
                 assert used == algorithm_name
@@ -183,3 +186,75 @@ def test_two_threads_give_the_one_thread_results(algorithm_name, monkeypatch, rn
         for a, b in zip(one, two):
             if a is not None:
                 np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
+# -- choosing: the rule, the block and the per-call argument ---------------------------------
+
+
+def used_algorithm(**kwargs):
+    x = cr.tensor(np.ones((1, 3, 6, 6)), requires_grad=True)
+    return F.conv2d(x, cr.tensor(np.ones((2, 3, 3, 3))), padding=1, **kwargs)._node.algorithm.name
+
+
+def test_a_block_chooses_and_a_per_call_argument_wins():
+    auto = used_algorithm()
+    with F.conv_algorithm("winograd"):
+        assert used_algorithm() == "winograd"
+        assert used_algorithm(algorithm="direct") == "direct"
+        assert used_algorithm(algorithm="auto") == auto
+        with F.conv_algorithm("im2col"):
+            assert used_algorithm() == "im2col"
+        assert used_algorithm() == "winograd"  # the outer block's choice again
+    assert used_algorithm() == auto
+
+
+def test_a_block_holds_in_its_own_thread_only():
+    import threading
+
+    seen = []
+    with F.conv_algorithm("direct"):
+        worker = threading.Thread(target=lambda: seen.append(used_algorithm()))
+        worker.start()
+        worker.join()
+        assert used_algorithm() == "direct"
+    assert seen == [used_algorithm()]  # the rule's choice, as outside any block
+
+
+def test_an_unknown_algorithm_is_refused_naming_the_argument():
+    with pytest.raises(ValueError, match=r"conv2d: algorithm must be 'auto' or one of "
+                                         r"\('im2col', 'winograd', 'direct'\), got 'fft'"):
+        used_algorithm(algorithm="fft")
+    with pytest.raises(ValueError, match=r"conv_algorithm must be 'auto' or one of .*'FFT'"):
+        F.conv_algorithm("FFT").__enter__()
+
+
+# -- threads: the algorithms that run chainrule's kernels enter own_threads themselves --------
+
+
+@pytest.mark.parametrize("name,module,passes", [
+    ("winograd", conv_winograd, ("_forward", "_backward")),
+    ("direct", conv_direct, ("_forward", "_kernel_gradient")),
+])
+def test_a_bare_call_runs_winograd_and_direct_on_chainrule_threads(name, module, passes,
+                                                                   monkeypatch, rng):
+    libraries = kernels.threads._blas()
+    if not libraries:
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    full = [library.get_num_threads() for library in libraries]
+    seen = []
+
+    def spying_on(run):
+        def spy(*args, **kwargs):
+            seen.append(([library.get_num_threads() for library in libraries],
+                         kernels.workers()))
+            return run(*args, **kwargs)
+        return spy
+
+    for pass_name in passes:
+        monkeypatch.setattr(module, pass_name, spying_on(getattr(module, pass_name)))
+    x = cr.tensor(rng.standard_normal((2, 16 if name == "winograd" else 3, 6, 6)))
+    w = cr.tensor(rng.standard_normal((4, x.shape[1], 3, 3)), requires_grad=True)
+    F.conv2d(x, w, padding=1, algorithm=name).sum().backward()
+    assert seen == [([1] * len(full), max(1, min(full)))] * 2  # forward, then backward
+    assert kernels.workers() == 1
+    assert [library.get_num_threads() for library in libraries] == full

@@ -10,7 +10,6 @@ import pytest
 
 import chainrule as cr
 from chainrule import functional as F
-from chainrule.ops.nn_pool import pool_geometry
 from tests.torch_helpers import require_torch
 
 torch = require_torch()
@@ -180,9 +179,3 @@ def test_max_pool_propagates_nan():
 def test_errors_name_the_op_and_shapes(fn, shape, kwargs, message):
     with pytest.raises(ValueError, match=fn.__name__ + ": " + message.split("pool2d: ")[1]):
         fn(cr.zeros(*shape), **kwargs)
-
-
-def test_geometry_of_same_padding_is_ceil_of_size_over_stride():
-    g = pool_geometry((1, 1, 7, 8), 3, 2, "same", "t")
-    assert (g.out_height, g.out_width) == (4, 4)
-    assert g.padding == ((1, 1), (0, 1))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule import optimizers
+from chainrule import kernels, optimizers
 from chainrule.optimizers import (
     SGD,
     Adadelta,
@@ -236,16 +236,26 @@ def test_float32_stays_float32_and_updates_happen_in_place(name):
 def test_threads_give_bit_identical_results(name, monkeypatch):
     weights = make_weights()
     serial, _ = train(CONFIGS[name], steps=6, weights=weights)
-    _force_threads(monkeypatch)
+    counts = _force_threads(monkeypatch)
     threaded, opt = train(CONFIGS[name], steps=6, weights=weights)
-    assert len(opt._scratch) == (1 if name == "gradient_descent" else 3)
+    assert set(counts) == (set() if name == "gradient_descent" else {3})
     for a, b in zip(serial, threaded):
         np.testing.assert_array_equal(a.data, b.data)
 
 
 def _force_threads(monkeypatch, count=3):
+    """Share even the smallest step among ``count`` threads; returns the list of the thread
+    counts of the steps that were shared."""
+    counts, run_each = [], kernels.run_each
+
+    def counting_run_each(work, threads):
+        counts.append(threads)
+        return run_each(work, threads)
+
     monkeypatch.setattr(optimizer_module, "PARALLEL_ELEMENTS_PER_THREAD", 1)
-    monkeypatch.setattr(optimizer_module, "_thread_count", lambda: count)
+    monkeypatch.setattr(kernels, "workers", lambda: count)
+    monkeypatch.setattr(kernels, "run_each", counting_run_each)
+    return counts
 
 
 def test_helper_threads_take_jobs_and_errors_reach_the_caller(monkeypatch):
@@ -254,16 +264,16 @@ def test_helper_threads_take_jobs_and_errors_reach_the_caller(monkeypatch):
     for p in params:
         p.grad = cr.ones(3, dtype=np.float64)
     opt = SGD(params, learning_rate=0.5)
-    workers, update = set(), opt._update
+    workers, update = set(), opt.update_step
 
-    def slow_update(param, *args):
+    def slow_update(gradient, variable, *args):
         time.sleep(0.02)  # long enough for the helpers to wake up and take a job
         workers.add(threading.get_ident())
-        if param is params[4].data and opt.iterations == 1:
+        if variable is params[4].data and opt.iterations == 1:
             raise FloatingPointError("bad parameter")
-        update(param, *args)
+        update(gradient, variable, *args)
 
-    monkeypatch.setattr(opt, "_update", slow_update)
+    monkeypatch.setattr(opt, "update_step", slow_update)
     opt.step()
     assert len(workers) > 1 and threading.get_ident() in workers
     assert all(np.array_equal(p.data, np.full(3, -0.5)) for p in params)

@@ -33,15 +33,11 @@ transforms only add and halve): float32 outputs stay within a few ulps of the di
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from chainrule import kernels
 from chainrule.kernels.reference import tile_buffer
-
-if TYPE_CHECKING:
-    from chainrule.ops.nn_conv import ConvGeometry
+from chainrule.ops.conv_geometry import ConvGeometry
 
 #: Largest size in bytes of one chunk's tile matrices (V and M, or their gradients): small
 #: enough to stay in one core's L2 cache between the transforms and the products (1 MB on the
@@ -52,9 +48,35 @@ CHUNK_BYTES = 2**20
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
 
-def applies(g: ConvGeometry) -> bool:
-    """Whether the convolution is one F(2 × 2, 3 × 3) computes: 3 × 3, stride 1, no dilation."""
-    return g.kernel == (3, 3) and g.stride == (1, 1) and g.dilation == (1, 1)
+class Winograd:
+    """F(2 × 2, 3 × 3) for 3 × 3 stride-1 convolutions, on chainrule's threads.
+
+    The algorithm interface of :mod:`chainrule.ops.nn_conv` (channel-major arrays in and
+    out); both passes run inside :func:`chainrule.kernels.own_threads`, since their time is
+    in the tile kernels and 16 small products a chunk, not in large BLAS products.
+    """
+
+    name = "winograd"
+
+    def applies(self, geom: ConvGeometry) -> bool:
+        """Whether F(2 × 2, 3 × 3) computes it: a 3 × 3 kernel, stride 1, no dilation."""
+        return geom.kernel == (3, 3) and geom.stride == (1, 1) and geom.dilation == (1, 1)
+
+    def forward(self, x_cn, w, geom: ConvGeometry, bias=None, relu: bool = False):
+        """Y = Aᵀ [U ⊙ V] A per tile, summed over the channels, + b (then max(0, ·) with
+        ``relu``), as (F, N, OH, OW)."""
+        with kernels.own_threads():
+            return _forward(x_cn, w, geom, bias, relu)
+
+    def backward(self, gy_cn, x_cn, w, geom: ConvGeometry, relu_output=None, need_x=True,
+                 need_w=True, need_b=True):
+        """(∂L/∂x, ∂L/∂W, ∂L/∂b) from ∂M = A ∂Y Aᵀ: ∂W = Gᵀ (Σ ∂M @ Vᵀ) G and
+        ∂d = B (Uᵀ @ ∂M) Bᵀ; each None unless asked for."""
+        with kernels.own_threads():
+            return _backward(gy_cn, x_cn, w, geom, relu_output, need_x, need_w, need_b)
+
+
+WINOGRAD = Winograd()
 
 
 def kernel_transform(w, dtype):
@@ -67,24 +89,24 @@ def kernel_transform(w, dtype):
 class _Tiles:
     """The tile sizes of a convolution and the chunks of its batch."""
 
-    def __init__(self, g: ConvGeometry, dtype):
-        self.g, self.dtype = g, dtype
-        self.ty, self.tx = -(-g.out_height // 2), -(-g.out_width // 2)
-        per_sample = 16 * self.ty * self.tx * (g.channels + g.filters) * dtype.itemsize
-        count = -(-g.batch // max(1, CHUNK_BYTES // per_sample))
-        self.chunk = -(-g.batch // count) if g.batch else 1
+    def __init__(self, geom: ConvGeometry, dtype):
+        self.geom, self.dtype = geom, dtype
+        self.ty, self.tx = -(-geom.out_height // 2), -(-geom.out_width // 2)
+        per_sample = 16 * self.ty * self.tx * (geom.channels + geom.filters) * dtype.itemsize
+        count = -(-geom.batch // max(1, CHUNK_BYTES // per_sample))
+        self.chunk = -(-geom.batch // count) if geom.batch else 1
 
     def chunks(self) -> list[tuple[int, int]]:
-        return [(start, min(start + self.chunk, self.g.batch))
-                for start in range(0, self.g.batch, self.chunk)]
+        return [(start, min(start + self.chunk, self.geom.batch))
+                for start in range(0, self.geom.batch, self.chunk)]
 
 
 class _Worker:
     """The buffers of one thread, reused across the chunks it takes."""
 
     def __init__(self, tiles: _Tiles):
-        self.tiles, g = tiles, tiles.g
-        self.padded = np.zeros((g.channels, tiles.chunk, 2 * tiles.ty + 2, 2 * tiles.tx + 2),
+        self.tiles, geom = tiles, tiles.geom
+        self.padded = np.zeros((geom.channels, tiles.chunk, 2 * tiles.ty + 2, 2 * tiles.tx + 2),
                                tiles.dtype)
         self._buffers = {}
 
@@ -105,16 +127,16 @@ class _Worker:
 
     def interior(self, count: int, padded=None):
         """The part of a padded buffer that holds (C, count, H, W) images."""
-        g = self.tiles.g
-        (top, _), (left, _) = g.padding
+        geom = self.tiles.geom
+        (top, _), (left, _) = geom.padding
         padded = self.padded if padded is None else padded
-        return padded[:, :count, top:top + g.height, left:left + g.width]
+        return padded[:, :count, top:top + geom.height, left:left + geom.width]
 
     def input_tiles(self, module, x_cn, start: int, stop: int):
         """V = Bᵀ d B of every tile of samples start..stop, as (16, C, count, TY, TX)."""
         count = stop - start
         self.interior(count)[...] = x_cn[:, start:stop]  # the padding stays zero
-        v = self.buffer("v", self.tiles.g.channels, count)
+        v = self.buffer("v", self.tiles.geom.channels, count)
         module.winograd_input_tiles(self.padded[:, :count], v)
         return v
 
@@ -127,9 +149,9 @@ def _products(left, right, out):
 
 def _over_chunks(tiles: _Tiles, each_chunk) -> list[_Worker]:
     """Runs ``each_chunk(worker, start, stop)`` for every chunk, the chunks dealt out to
-    :func:`chainrule.kernels.workers` threads, each with its own buffers; BLAS on one thread
-    (16 small products a chunk gain nothing from more: see kernels.blas_threads). Returns the
-    workers."""
+    :func:`chainrule.kernels.workers` threads, each with its own buffers (BLAS is on one
+    thread inside :func:`chainrule.kernels.own_threads`: 16 small products a chunk gain nothing
+    from more). Returns the workers."""
     chunks = tiles.chunks()
     count = min(kernels.workers(), len(chunks))
 
@@ -139,64 +161,65 @@ def _over_chunks(tiles: _Tiles, each_chunk) -> list[_Worker]:
             each_chunk(worker, start, stop)
         return worker
 
-    with kernels.blas_threads(1):
-        return kernels.run_each(run, count)
+    return kernels.run_each(run, count)
 
 
-def forward(x_cn, w, g: ConvGeometry, bias=None, relu: bool = False):
+def _forward(x_cn, w, geom: ConvGeometry, bias=None, relu: bool = False):
     """The convolution of ``x_cn`` (C, N, H, W) with ``w`` (F, C, 3, 3), as (F, N, OH, OW);
     ``bias`` (F,) and ``relu`` are applied in the output transform."""
     dtype = np.result_type(x_cn.dtype, w.dtype)
     module = kernels.select(x_cn)
     u = kernel_transform(w, dtype)
     bias = None if bias is None else np.ascontiguousarray(bias, dtype=dtype)
-    y = np.empty((g.filters, g.batch, g.out_height, g.out_width), dtype=dtype)
+    y = np.empty((geom.filters, geom.batch, geom.out_height, geom.out_width), dtype=dtype)
 
     def each_chunk(worker, start, stop):
         v = worker.input_tiles(module, x_cn, start, stop)
-        m = _products(u, v, worker.buffer("m", g.filters, stop - start))
+        m = _products(u, v, worker.buffer("m", geom.filters, stop - start))
         module.winograd_output_tiles(m, y[:, start:stop], bias, relu)
 
-    _over_chunks(_Tiles(g, dtype), each_chunk)
+    _over_chunks(_Tiles(geom, dtype), each_chunk)
     return y
 
 
-def backward(gy_cn, x_cn, w, g: ConvGeometry, need_x: bool, need_w: bool, relu_output=None,
-             need_b: bool = False):
+def _backward(gy_cn, x_cn, w, geom: ConvGeometry, relu_output, need_x: bool, need_w: bool,
+              need_b: bool):
     """(∂L/∂x (C, N, H, W), ∂L/∂W (F, C, 3, 3), ∂L/∂b (F,)), each None unless asked for, from
     ∂L/∂y (F, N, OH, OW); with ``relu_output`` (a fused ReLU's y), from ∂L/∂y ⊙ [y > 0].
     Each thread sums ∂U and ∂b over its chunks; then the threads' sums are added."""
     dtype = np.result_type(gy_cn.dtype, w.dtype)
     module = kernels.select(gy_cn)
     u_t = np.ascontiguousarray(kernel_transform(w, dtype).transpose(0, 2, 1))  # (16, C, F)
-    gx_cn = np.empty((g.channels, g.batch, g.height, g.width), dtype=dtype) if need_x else None
+    gx_cn = None
+    if need_x:
+        gx_cn = np.empty((geom.channels, geom.batch, geom.height, geom.width), dtype=dtype)
 
     def each_chunk(worker, start, stop):
         count = stop - start
         if not hasattr(worker, "gu"):
-            worker.gu = np.zeros((16, g.filters, g.channels), dtype=dtype)
-            worker.gb, worker.chunk_gb = np.zeros((2, g.filters), dtype=dtype)
-        gm = worker.buffer("gm", g.filters, count)
+            worker.gu = np.zeros((16, geom.filters, geom.channels), dtype=dtype)
+            worker.gb, worker.chunk_gb = np.zeros((2, geom.filters), dtype=dtype)
+        gm = worker.buffer("gm", geom.filters, count)
         kept = None if relu_output is None else relu_output[:, start:stop]
         module.winograd_gradient_tiles(gy_cn[:, start:stop], gm, kept, worker.chunk_gb)
         worker.gb += worker.chunk_gb
         if need_w:
-            v = worker.input_tiles(module, x_cn, start, stop).reshape(16, g.channels, -1)
-            worker.gu += np.matmul(gm.reshape(16, g.filters, -1), v.transpose(0, 2, 1))
+            v = worker.input_tiles(module, x_cn, start, stop).reshape(16, geom.channels, -1)
+            worker.gu += np.matmul(gm.reshape(16, geom.filters, -1), v.transpose(0, 2, 1))
         if need_x:
-            gv = _products(u_t, gm, worker.buffer("gv", g.channels, count))
+            gv = _products(u_t, gm, worker.buffer("gv", geom.channels, count))
             padded = worker.gradient_padded[:, :count]
             padded[...] = 0
             module.winograd_input_gradient(gv, padded)
             gx_cn[:, start:stop] = worker.interior(count, padded)
 
-    workers = [w for w in _over_chunks(_Tiles(g, dtype), each_chunk) if hasattr(w, "gu")]
+    workers = [w for w in _over_chunks(_Tiles(geom, dtype), each_chunk) if hasattr(w, "gu")]
     gw = gb = None
     if need_w:
         gu = sum((worker.gu.astype(np.float64) for worker in workers),
-                 np.zeros((16, g.filters, g.channels)))
-        gu = gu.transpose(1, 2, 0).reshape(g.filters, g.channels, 4, 4)
+                 np.zeros((16, geom.filters, geom.channels)))
+        gu = gu.transpose(1, 2, 0).reshape(geom.filters, geom.channels, 4, 4)
         gw = (G.T @ gu @ G).astype(dtype)  # ∂W = Gᵀ ∂U G
     if need_b:
-        gb = sum((worker.gb for worker in workers), np.zeros(g.filters, dtype)).astype(dtype)
+        gb = sum((worker.gb for worker in workers), np.zeros(geom.filters, dtype)).astype(dtype)
     return gx_cn, gw, gb

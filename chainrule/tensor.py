@@ -218,9 +218,16 @@ class Tensor:
         """
         from chainrule.autograd.engine import backward
 
-        if recorders:  # being traced (chainrule.jit): the trace records the backward
+        if recorders:  # being traced (chainrule.jit): the trace records the backward as one
+            # node, keeps the graph it replays, and does not see the backward's own ops
             retain_graph = notify_recorder("record_backward", self, grad, retain_graph,
                                            create_graph) or retain_graph
+            previous = set_recorder(None)
+            try:
+                backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
+            finally:
+                set_recorder(previous)
+            return
         backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
 
     def zero_grad(self) -> None:
@@ -606,4 +613,8 @@ def tensor(data, dtype=None, requires_grad: bool = False, device=None) -> Tensor
 
 
 from chainrule import ops  # noqa: E402 - ops import Tensor; the methods above call them
-from chainrule.autograd.function import notify_recorder, recorders  # noqa: E402
+from chainrule.autograd.function import (  # noqa: E402
+    notify_recorder,
+    recorders,
+    set_recorder,
+)

@@ -362,6 +362,7 @@ class TracedCall:
             if isinstance(node, OpNode):
                 node.function.in_trace = True  # release() keeps what a replay needs
         output = _structure(trace, result)
+        warn_about_batch_constants(trace)
         return cls(trace, inputs, output, optimize), result
 
     @staticmethod
@@ -423,6 +424,25 @@ def make_plan(trace: JitTrace, wanted, fed, optimize: bool):
         if passes is not None and hasattr(passes, "optimize"):
             return passes.optimize(trace, wanted, fed, constants=constant_handles(trace))
     return trace.plan(wanted, fed=fed, run_nodes=trace.effects)
+
+
+def warn_about_batch_constants(trace: JitTrace) -> None:
+    """Warn about constants of the trace whose first axis has an argument's batch length: most
+    likely computed from the arguments in Python (``one_hot``, ``.data``, NumPy), so replays
+    would keep this call's values. A constant of one value throughout (a recurrent layer's
+    zero initial state) is the same for every call of its shape and is not warned about."""
+    batch = {t.data.shape[0] for h, t in trace.current_args.items() if t.data.ndim}
+    batch.discard(1)
+    for h in sorted(constant_handles(trace)):
+        data = trace.tensors[h].data
+        if (data.ndim and data.shape[0] in batch and data.size and data.min() != data.max()
+                and any(h in n.inputs for n in trace.nodes)):
+            warnings.warn(
+                f"jit({trace.fn_name}): {trace.names[h]} (shape {tuple(data.shape)}) is a "
+                "constant of the trace whose first axis has the length of an argument's batch; "
+                "if it was computed from the arguments in Python (one_hot, .data, NumPy), "
+                "replays keep this call's values: compute it with ops, or pass it as an "
+                "argument", JitWarning, stacklevel=4)
 
 
 def constant_handles(trace: JitTrace) -> frozenset:

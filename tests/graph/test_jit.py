@@ -219,6 +219,14 @@ def test_reading_a_value_in_python_warns():
         cr.jit(lambda x: x * (x.sum().item()))(cr.tensor([1.0]))
 
 
+def test_a_constant_with_the_batch_length_warns():
+    """one_hot reads the labels in Python: its result is a constant of the trace."""
+    step = cr.jit(lambda logits, y: (logits * cr.functional.one_hot(y, 3)).sum())
+    with pytest.warns(JitWarning, match=r"shape \(4, 3\)\) is a constant of the trace whose "
+                                        "first axis has the length of an argument's batch"):
+        step(cr.tensor(np.ones((4, 3))), np.array([0, 1, 2, 0]))
+
+
 def test_arguments_a_trace_cannot_take_are_refused():
     step = cr.jit(lambda x: x)
     with pytest.raises(TypeError, match=r"jit\(.*<lambda>\): argument 0 is a dict"):

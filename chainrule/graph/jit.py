@@ -338,6 +338,7 @@ class TracedCall:
             self.wanted = wanted = sorted(set(wanted))
         self.plan = make_plan(trace, wanted, fed, optimize and not self.links_output
                               and not trace.effects)
+        _forget_recorded_values(trace)
 
     @classmethod
     def record(cls, fn, args, optimize: bool):
@@ -397,6 +398,21 @@ class TracedCall:
         return _rebuild(self.output, values, tensors)
 
 
+def _forget_recorded_values(trace: JitTrace) -> None:
+    """Once the plan is made, the values computed while recording are needed only for their
+    shapes and dtypes: replace them by stand-ins of no memory (a CNN's first batch of
+    activations would otherwise stay alive with the trace)."""
+    for h, kind in enumerate(trace.kind):
+        if kind == COMPUTED:
+            data = trace.tensors[h].data
+            if backend.device_of(data) == "cpu":
+                stand_in = Tensor._from_op(np.broadcast_to(np.zeros((), data.dtype), data.shape),
+                                           None)
+                stand_in.requires_grad = trace.tensors[h].requires_grad
+                trace._handle_of.pop(id(trace.tensors[h]), None)  # (its id may be reused)
+                trace.tensors[h] = stand_in
+
+
 def _feed(feeds: dict, current: dict, h: int, value) -> None:
     if isinstance(value, Tensor):
         feeds[h], current[h] = value.data, value
@@ -416,14 +432,15 @@ def path_to_all(trace: Trace, targets) -> list:
 def make_plan(trace: JitTrace, wanted, fed, optimize: bool):
     """The replay plan: the graph passes for a trace that only computes, else the pruned
     recording (a backward or an optimizer step replays the recorded ops as they are)."""
+    # effects, and ops that draw random numbers or update state, run even when no wanted
+    # value reads them (a batch norm whose output is dropped still updates its statistics)
+    keep = sorted(set(trace.effects) | {i for i, node in enumerate(trace.nodes)
+                                         if isinstance(node, OpNode) and not node.function.pure})
     if optimize:
-        try:
-            from chainrule.graph import passes
-        except ImportError:  # (the passes are optional for a replay)
-            passes = None
-        if passes is not None and hasattr(passes, "optimize"):
-            return passes.optimize(trace, wanted, fed, constants=constant_handles(trace))
-    return trace.plan(wanted, fed=fed, run_nodes=trace.effects)
+        from chainrule.graph import passes
+
+        return passes.optimize(trace, wanted, fed, constants=constant_handles(trace), keep=keep)
+    return trace.plan(wanted, fed=fed, run_nodes=keep)
 
 
 def warn_about_batch_constants(trace: JitTrace) -> None:

@@ -13,14 +13,16 @@ multiply, tanh, maximum, ...: a sigmoid is ``tanh(x·½)``, ``+1``, ``·½``, ex
   cost about 15 ns an element, many times NumPy's SIMD loops, so a group with one of them
   runs the NumPy way. Kernels are cached per expression and constants, so tracing again
   does not compile again.
-* **NumPy** (always there): the primitives as ufunc calls with ``out=``, over blocks of
-  ``BLOCK_BYTES`` so the temporaries stay in cache (one full-size temporary per live
-  intermediate when operands broadcast), the result written into one output array.
+* **NumPy** (always there): the primitives as ufunc calls with ``out=`` in one generated
+  function, over blocks of ``BLOCK_BYTES`` so the temporaries stay in cache (whole arrays,
+  with one temporary per live intermediate, when they fit in a block or operands
+  broadcast), the result written into one output array.
 
 Both compute in the arrays' dtypes (a Python number takes the dtype of the op's result, as
-NumPy's weak scalars do), in the ops' order: results equal the ops run one by one to
-rounding (NumPy: bit for bit; Numba: its ``sqrt`` and division are exact as well, and its
-``maximum`` propagates NaN as NumPy's does).
+NumPy's weak scalars do), in the ops' order, so the results equal the ops run one by one bit
+for bit: NumPy runs the same ufuncs, and what Numba compiles is IEEE arithmetic (correctly
+rounded, no fast-math, no fused multiply-add) and a ``maximum`` that propagates NaN as
+NumPy's does.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import chainrule.graph as tf
 from chainrule import functional as F
 from chainrule import kernels
 from chainrule.autograd import Function
-from chainrule.graph import passes
+from chainrule.graph import fusion, passes
 from chainrule.graph.fusion import FusedNode
 from chainrule.graph.passes import Program, optimize
 from chainrule.graph.trace import Trace
@@ -213,8 +213,29 @@ def test_fusion_equals_the_ops_one_by_one(each_kernels, chain, shapes, dtype, mo
     reference = trace.plan([hy], [hx, hb])
     for scale in (1.0, 30.0):
         feeds = {hx: (x0 * scale).astype(dtype), hb: b0}
-        got = plan.run(feeds)
-        _assert_same(got, reference.run(feeds), dtype)
+        got, expected = plan.run(feeds), reference.run(feeds)
+        _assert_same(got, expected, dtype)
+        # bit for bit: the same ufuncs in the same order, or compiled IEEE arithmetic
+        np.testing.assert_array_equal(got[0], expected[0])
+
+
+@pytest.mark.parametrize("chain", sorted(CHAINS))
+def test_the_numpy_evaluation_block_by_block(chain, monkeypatch):
+    monkeypatch.setattr(fusion, "BLOCK_BYTES", 64)  # 8 float64 a block: 35 = 4 blocks + 3
+    monkeypatch.setattr(FusedNode, "run_members", _not_expected)
+    previous = kernels.active()
+    kernels.use("numpy")
+    try:
+        rng = np.random.default_rng(2)
+        x0, b0 = rng.normal(size=(5, 7)), rng.normal(size=(5, 7))
+        trace, (hx, hb), (hy,) = _record(CHAINS[chain], x0, b0)
+        plan = optimize(trace, [hy], [hx, hb], constants=_small_captures(trace))
+        feeds = {hx: x0, hb: b0}
+        for _ in range(2):  # the second run reuses the scratch arrays
+            np.testing.assert_array_equal(plan.run(feeds)[0],
+                                          trace.plan([hy], [hx, hb]).run(feeds)[0])
+    finally:
+        kernels.use(previous)
 
 
 def _not_expected(node, arrays):
@@ -361,9 +382,11 @@ def test_optimize_keeps_gradients_of_a_graph_right():
 def test_optimize_on_a_model_forward_equals_the_plain_replay(each_kernels):
     from chainrule import layers, models
 
-    model = models.Sequential([layers.Dense(16, activation="tanh"), layers.Dense(8),
-                               layers.Dense(3, activation="sigmoid")])
-    x0 = np.zeros((2, 5), np.float32)
+    model = models.Sequential([
+        layers.Conv2D(4, 3, activation="relu"), layers.MaxPooling2D(2), layers.Flatten(),
+        layers.Dense(16, activation="tanh"), layers.Dense(8), layers.Dense(3, activation="elu"),
+        layers.Dense(3, activation="sigmoid")])
+    x0 = np.zeros((2, 1, 6, 6), np.float32)
     trace = Trace()
     t = cr.tensor(x0)
     with trace.recording():
@@ -371,5 +394,6 @@ def test_optimize_on_a_model_forward_equals_the_plain_replay(each_kernels):
         hy = trace.handle(model(t))
     weights = {trace.handle(p) for p in model.parameters()}
     plan = optimize(trace, [hy], [hx], constants=weights)
-    xs = np.random.default_rng(0).normal(size=(7, 5)).astype(np.float32)
+    assert any(isinstance(n, FusedNode) for n in plan.steps)
+    xs = np.random.default_rng(0).normal(size=(7, 1, 6, 6)).astype(np.float32)
     _assert_same(plan.run({hx: xs}), trace.plan([hy], [hx]).run({hx: xs}), np.float32)

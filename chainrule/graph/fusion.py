@@ -13,14 +13,16 @@ multiply, tanh, maximum, ...: a sigmoid is ``tanh(x·½)``, ``+1``, ``·½``, ex
   cost about 15 ns an element, many times NumPy's SIMD loops, so a group with one of them
   runs the NumPy way. Kernels are cached per expression and constants, so tracing again
   does not compile again.
-* **NumPy** (always there): the primitives as ufunc calls with ``out=``, over blocks of
-  ``BLOCK_BYTES`` so the temporaries stay in cache (one full-size temporary per live
-  intermediate when operands broadcast), the result written into one output array.
+* **NumPy** (always there): the primitives as ufunc calls with ``out=`` in one generated
+  function, over blocks of ``BLOCK_BYTES`` so the temporaries stay in cache (whole arrays,
+  with one temporary per live intermediate, when they fit in a block or operands
+  broadcast), the result written into one output array.
 
 Both compute in the arrays' dtypes (a Python number takes the dtype of the op's result, as
-NumPy's weak scalars do), in the ops' order: results equal the ops run one by one to
-rounding (NumPy: bit for bit; Numba: its ``sqrt`` and division are exact as well, and its
-``maximum`` propagates NaN as NumPy's does).
+NumPy's weak scalars do), in the ops' order, so the results equal the ops run one by one bit
+for bit: NumPy runs the same ufuncs, and what Numba compiles is IEEE arithmetic (correctly
+rounded, no fast-math, no fused multiply-add) and a ``maximum`` that propagates NaN as
+NumPy's does.
 """
 
 from __future__ import annotations
@@ -225,7 +227,8 @@ class FusedNode(ArrayNode):
             plan when the output never escapes), or None: a new array each run.
     """
 
-    __slots__ = ("members", "expression", "out_dtype", "buffer", "_numpy", "_compiled")
+    __slots__ = ("members", "expression", "out_dtype", "buffer", "_numpy", "_compiled",
+                 "_compilable")
 
     def __init__(self, members, leaves, output, expression, out_dtype, name):
         self.members = members
@@ -237,6 +240,7 @@ class FusedNode(ArrayNode):
         self.buffer = None
         self._numpy = NumpyEvaluation(expression)
         self._compiled = None  # the Numba kernel, made on first use
+        self._compilable = expression.cheap
 
     def forward(self, *arrays):
         dtypes = self.expression.leaf_dtypes
@@ -248,11 +252,11 @@ class FusedNode(ArrayNode):
         if broadcast:
             shape = np.broadcast_shapes(*[a.shape for a in arrays])
         out = self._output(shape)
-        if self.expression.cheap and kernels.active() == "numba":
+        if self._compilable and kernels.active() == "numba":
             if self._compiled is None:
                 self._compiled = compiled_kernel(self.expression)
             self._compiled.run(arrays, out, broadcast)
-        elif broadcast:
+        elif broadcast or out.nbytes <= BLOCK_BYTES:
             self._numpy.run_whole(arrays, out)
         else:
             self._numpy.run_blocks(arrays, out)
@@ -304,99 +308,95 @@ class Buffer:
 
 
 class NumpyEvaluation:
-    """The instructions as ufunc calls with ``out=``: registers are the leaves, the constants
-    and temporaries (an instruction writes over an operand whose last use it is)."""
+    """The instructions as ufunc calls with ``out=``, generated as one Python function
+    ``evaluate(leaves..., temporaries..., out)`` (a list of calls costs more than the calls
+    on small arrays). An instruction writes over an operand whose last use it is."""
 
     def __init__(self, expression: Expression):
         n_leaves = len(expression.leaf_dtypes)
-        constants: list = []
-        program: list = []
-        temp_dtypes: list = []
-        last_use = _last_uses(expression.instructions)
-        register_of: dict[int, int] = {}  # instruction -> its temporary
-        free: list[int] = []  # temporaries whose values are no longer needed
-        final = len(expression.instructions) - 1
-        for k, (name, args, dtype) in enumerate(expression.instructions):
-            func, _, _, in_place = PRIMITIVES[name]
-            operands = []
-            for kind, value in args:
-                if kind == "leaf":
-                    operands.append(value)
-                elif kind == "const":
-                    constants.append(value)
-                    operands.append(-len(constants))  # numbered below
+        self.temp_dtypes, calls = _allocate_temporaries(expression.instructions)
+        namespace: dict = {}
+        lines = []
+        for func, operands, dest in calls:
+            names = []
+            for kind, value in operands:
+                if kind == "const":
+                    names.append(f"c{len(namespace)}")
+                    namespace[names[-1]] = value
                 else:
-                    operands.append(("temp", register_of[value]))
-            released = list(dict.fromkeys(register_of[v] for kind, v in args
-                                          if kind == "temp" and last_use[v] == k))
-            if in_place:  # a ufunc may write over the operand it reads
-                free.extend(released)
-            if k == final:
-                dest = "out"
-            else:
-                dest = next((r for r in free if temp_dtypes[r] == dtype), None)
-                if dest is None:
-                    temp_dtypes.append(dtype)
-                    dest = len(temp_dtypes) - 1
-                else:
-                    free.remove(dest)
-                register_of[k] = dest
-            if not in_place:
-                free.extend(released)
-            program.append((func, operands, dest))
-        # registers: leaves, then constants, then temporaries, then the output
-        first_temp = n_leaves + len(constants)
-        out_register = first_temp + len(temp_dtypes)
-
-        def number(operand):
-            if isinstance(operand, tuple):
-                return first_temp + operand[1]
-            return n_leaves - operand - 1 if operand < 0 else operand
-
-        self.program = [(func, tuple(number(o) for o in operands),
-                         out_register if dest == "out" else first_temp + dest)
-                        for func, operands, dest in program]
-        self.constants = constants
-        self.temp_dtypes = temp_dtypes
-        self.n_leaves = n_leaves
-        self._scratch = [np.empty(0, dtype) for dtype in temp_dtypes]
-
-    def _execute(self, registers) -> None:
-        for func, operands, dest in self.program:
-            func(*[registers[i] for i in operands], out=registers[dest])
+                    names.append(f"{kind[0]}{value}")  # l0 (a leaf), t0 (a temporary)
+            namespace[f"f{len(lines)}"] = func
+            lines.append(f"    f{len(lines)}({', '.join(names)}, out={dest})")
+        params = [f"l{i}" for i in range(n_leaves)]
+        params += [f"t{j}" for j in range(len(self.temp_dtypes))] + ["out"]
+        self.source = f"def evaluate({', '.join(params)}):\n" + "\n".join(lines) + "\n"
+        exec(compile(self.source, "<fused numpy>", "exec"), namespace)  # noqa: S102
+        self._evaluate = namespace["evaluate"]
+        self._scratch = [np.empty(0, dtype) for dtype in self.temp_dtypes]
 
     def run_whole(self, arrays, out) -> None:
-        """All at once on the broadcast shape (operands that broadcast)."""
-        temps = [np.empty(out.shape, dtype) for dtype in self.temp_dtypes]
-        self._execute([*arrays, *self.constants, *temps, out])
+        """All at once, with temporaries of the output's shape (operands that broadcast, or
+        arrays that fit in a block)."""
+        self._evaluate(*arrays, *[np.empty(out.shape, d) for d in self.temp_dtypes], out)
 
     def run_blocks(self, arrays, out) -> None:
         """Block by block over the flattened arrays (every operand of the output's shape and
         C-contiguous, or 0-d), so each temporary stays in cache."""
         size = out.size
         block = max(1, BLOCK_BYTES // out.itemsize)
+        temps = self._temporaries(min(size, block))
+        flat = [a.reshape(-1) if a.ndim else a for a in arrays]
+        out = out.reshape(-1)
+        for start in range(0, size, block):
+            stop = start + block
+            if stop > size:
+                temps = [t[:size - start] for t in temps]
+            self._evaluate(*[a[start:stop] if a.ndim else a for a in flat], *temps,
+                           out[start:stop])
+
+    def _temporaries(self, size: int) -> list:
+        """The scratch arrays, of ``size`` elements (kept between runs)."""
         scratch = self._scratch
         for i, array in enumerate(scratch):
-            if array.size < min(size, block):
-                scratch[i] = np.empty(min(size, block), array.dtype)
-        flat = [a.reshape(-1) if a.ndim else a for a in arrays]
-        out_flat = out.reshape(-1)
-        if size <= block:
-            self._execute([*flat, *self.constants, *[s[:size] for s in scratch], out_flat])
-            return
-        blocked = [i for i, a in enumerate(flat) if a.ndim]
-        registers = [*flat, *self.constants, *scratch, out_flat]
-        out_register = len(registers) - 1
-        first_temp = out_register - len(scratch)
-        for start in range(0, size, block):
-            stop = min(start + block, size)
-            for i in blocked:
-                registers[i] = flat[i][start:stop]
-            if stop - start != block:
-                for j, s in enumerate(scratch):
-                    registers[first_temp + j] = s[:stop - start]
-            registers[out_register] = out_flat[start:stop]
-            self._execute(registers)
+            if array.size != size:
+                scratch[i] = np.empty(size, array.dtype)
+        return scratch
+
+
+def _allocate_temporaries(instructions) -> tuple[list, list]:
+    """(the dtypes of the temporaries, and per instruction (function, operands, destination)
+    with operands ("leaf", i), ("temp", j) or ("const", value) and the destination "tJ" or
+    "out"): a temporary is reused once its value's last reader is done, or by that reader
+    itself when the primitive may write over its operand (ufuncs may)."""
+    last_use = _last_uses(instructions)
+    temp_dtypes: list = []
+    register_of: dict[int, int] = {}  # instruction -> its temporary
+    free: list[int] = []  # temporaries whose values are no longer needed
+    calls = []
+    final = len(instructions) - 1
+    for k, (name, args, dtype) in enumerate(instructions):
+        func, _, _, in_place = PRIMITIVES[name]
+        operands = [("temp", register_of[v]) if kind == "temp" else (kind, v)
+                    for kind, v in args]
+        released = list(dict.fromkeys(register_of[v] for kind, v in args
+                                      if kind == "temp" and last_use[v] == k))
+        if in_place:
+            free.extend(released)
+        if k == final:
+            dest = "out"
+        else:
+            register = next((r for r in free if temp_dtypes[r] == dtype), None)
+            if register is None:
+                temp_dtypes.append(dtype)
+                register = len(temp_dtypes) - 1
+            else:
+                free.remove(register)
+            register_of[k] = register
+            dest = f"t{register}"
+        if not in_place:
+            free.extend(released)
+        calls.append((func, operands, dest))
+    return temp_dtypes, calls
 
 
 def _last_uses(instructions) -> dict[int, int]:

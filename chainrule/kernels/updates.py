@@ -4,7 +4,8 @@ Each function updates a parameter θ and its optimizer state in place, in one pa
 with the compiled kernels (NumPy needs a pass per operation and temporaries). The optimizers in
 :mod:`chainrule.optimizers` call them from their ``update_step``; the formulas are in each
 function's docstring and, as the definition, in :mod:`chainrule.kernels.reference`. Arrays
-share one shape and dtype; the scalars are cast to that dtype, so float32 stays float32.
+share one shape and dtype; the kernels cast the scalars to that dtype (as NumPy does with a
+Python number), so float32 stays float32.
 ``weight_decay`` λ ≠ 0 folds L2 regularisation into the gradient first: g ← g + λ·θ.
 
 **Denormals.** Numbers below the dtype's smallest normal one (``np.finfo(np.float32).tiny``,
@@ -51,9 +52,8 @@ def scaled_subtract(param, direction, scale: float, work=None, *, weight_decay=0
     ``work``, an array like ``param``, is where the reference writes s·d (it allocates one
     otherwise); the compiled kernel needs none.
     """
-    dtype = param.dtype.type
     kernels.select(param, direction).scaled_subtract(
-        param, direction, dtype(scale), work, dtype(weight_decay), _tiny(dtype))
+        param, direction, float(scale), work, float(weight_decay), _tiny(param.dtype.type))
 
 
 def momentum_update(param, buffer, grad, momentum: float, learning_rate: float, *,
@@ -64,10 +64,9 @@ def momentum_update(param, buffer, grad, momentum: float, learning_rate: float, 
         d ← g + μ·b  if nesterov, else b
         θ ← θ − η·d
     """
-    dtype = param.dtype.type
     kernels.select(param, buffer, grad).momentum_update(
-        param, buffer, grad, dtype(momentum), dtype(learning_rate), dtype(1.0 - dampening),
-        bool(nesterov), dtype(weight_decay), _tiny(dtype))
+        param, buffer, grad, float(momentum), float(learning_rate), 1.0 - dampening,
+        bool(nesterov), float(weight_decay), _tiny(param.dtype.type))
 
 
 def adam_update(param, grad, m, v, v_max, *, beta_1: float, beta_2: float, step_size: float,
@@ -79,10 +78,9 @@ def adam_update(param, grad, m, v, v_max, *, beta_1: float, beta_2: float, step_
         v̂ ← max(v̂, v)  with amsgrad (``v_max`` is v̂), else v̂ = v (``v_max`` None)
         θ ← θ − step_size · m / (√v̂ + epsilon)
     """
-    dtype = param.dtype.type
     kernels.select(param, grad, m, v).adam_update(
-        param, grad, m, v, v_max, dtype(1.0 - beta_1), dtype(beta_2), dtype(1.0 - beta_2),
-        dtype(step_size), dtype(epsilon), dtype(weight_decay), _tiny(dtype))
+        param, grad, m, v, v_max, 1.0 - beta_1, float(beta_2), 1.0 - beta_2,
+        float(step_size), float(epsilon), float(weight_decay), _tiny(param.dtype.type))
 
 
 def rmsprop_update(param, grad, square_avg, grad_avg, buffer, *, rho: float, epsilon: float,
@@ -95,19 +93,17 @@ def rmsprop_update(param, grad, square_avg, grad_avg, buffer, *, rho: float, eps
         b ← μ·b + g/s;  θ ← θ − α·b              with a momentum ``buffer`` b
         θ ← θ − α·g/s                            without (``buffer`` None)
     """
-    dtype = param.dtype.type
     kernels.select(param, grad, square_avg).rmsprop_update(
-        param, grad, square_avg, grad_avg, buffer, dtype(rho), dtype(1.0 - rho), dtype(epsilon),
-        dtype(momentum), dtype(learning_rate), dtype(weight_decay), _tiny(dtype))
+        param, grad, square_avg, grad_avg, buffer, float(rho), 1.0 - rho, float(epsilon),
+        float(momentum), float(learning_rate), float(weight_decay), _tiny(param.dtype.type))
 
 
 def adagrad_update(param, grad, accumulator, *, learning_rate: float, epsilon: float,
                    weight_decay=0.0) -> None:
     """Adagrad, in place: G ← G + g²;  θ ← θ − α·g / (√G + ε)."""
-    dtype = param.dtype.type
     kernels.select(param, grad, accumulator).adagrad_update(
-        param, grad, accumulator, dtype(learning_rate), dtype(epsilon), dtype(weight_decay),
-        _tiny(dtype))
+        param, grad, accumulator, float(learning_rate), float(epsilon), float(weight_decay),
+        _tiny(param.dtype.type))
 
 
 def adadelta_update(param, grad, square_avg, acc_delta, *, rho: float, epsilon: float,
@@ -119,17 +115,16 @@ def adadelta_update(param, grad, square_avg, acc_delta, *, rho: float, epsilon: 
         E[Δ²] ← ρ·E[Δ²] + (1 − ρ)·Δ²
         θ ← θ − α·Δ
     """
-    dtype = param.dtype.type
     kernels.select(param, grad, square_avg).adadelta_update(
-        param, grad, square_avg, acc_delta, dtype(rho), dtype(1.0 - rho), dtype(epsilon),
-        dtype(learning_rate), dtype(weight_decay), _tiny(dtype))
+        param, grad, square_avg, acc_delta, float(rho), 1.0 - rho, float(epsilon),
+        float(learning_rate), float(weight_decay), _tiny(param.dtype.type))
 
 
-def _tiny(dtype):
+def _tiny(dtype) -> float:
     """The flushing threshold: the dtype's smallest normal number, or 0 (flush nothing)."""
     thresholds = _thresholds.get(dtype)
     if thresholds is None:  # np.finfo takes 0.4 µs: once per dtype
-        thresholds = _thresholds[dtype] = (dtype(0), np.finfo(dtype).tiny)
+        thresholds = _thresholds[dtype] = (0.0, float(np.finfo(dtype).tiny))
     return thresholds[_flushing]
 
 

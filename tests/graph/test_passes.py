@@ -13,13 +13,13 @@ import chainrule.graph as tf
 from chainrule import functional as F
 from chainrule import kernels
 from chainrule.autograd import Function
-from chainrule.graph import passes
+from chainrule.graph import fusion, passes
 from chainrule.graph.fusion import FusedNode
 from chainrule.graph.passes import Program, optimize
 from chainrule.graph.trace import Trace
 
 
-def _record(fn, *examples, weights=()):
+def _record(fn, *examples):
     """Trace ``fn`` on example arrays; (trace, input handles, output handles)."""
     trace = Trace()
     tensors = [cr.tensor(a, dtype=np.asarray(a).dtype) for a in examples]
@@ -114,7 +114,7 @@ def test_constant_folding_computes_constant_subtrees_once():
     w = cr.tensor(np.arange(3.0), requires_grad=True)  # recorded: a capture
     trace, (hx,), (hy,) = _record(lambda x: x * cr.exp(w * 2) + 1, np.ones(3))
     hw = trace.handle(w)
-    numbers = _small_captures(trace) - {hw}  # the 2 and the 1
+    numbers = _every_capture(trace) - {hw}  # the 2 and the 1
     plan = optimize(trace, [hy], [hx], constants=numbers | {hw},
                     passes=[passes.fold_constants])
     assert _names(plan) == ["Mul_1", "Add"]
@@ -130,7 +130,7 @@ def test_folding_skips_impure_and_wanted_values():
     w = cr.tensor(np.ones(3), requires_grad=True)
     trace, (hx,), (hy, hn, hc) = _record(
         lambda x: (x + _Noise()(w), _Noise()(w) * 1.0, cr.exp(w)), np.ones(3))
-    plan = optimize(trace, [hy, hn, hc], [hx], constants=_small_captures(trace),
+    plan = optimize(trace, [hy, hn, hc], [hx], constants=_every_capture(trace),
                     passes=[passes.fold_constants])
     assert sorted(_names(plan)) == ["Add", "Exp", "Mul", "_Noise", "_Noise_1"]
     a, b = plan.run({hx: np.zeros(3)}), plan.run({hx: np.zeros(3)})
@@ -151,7 +151,7 @@ def test_common_subexpressions_merge_and_later_readers_are_renamed():
         return cr.tanh(x * 2) + cr.tanh(x * 2) * cr.sigmoid(x)
 
     trace, (hx,), (hy,) = _record(f, np.ones((2, 3)))
-    program = _program(trace, [hy], [hx], constants=_small_captures(trace))
+    program = _program(trace, [hy], [hx], constants=_every_capture(trace))
     passes.merge_common_subexpressions(program)
     assert _names(program) == ["Mul", "Tanh", "Sigmoid", "Mul_2", "Add"]
     plan = program.to_plan()
@@ -159,7 +159,8 @@ def test_common_subexpressions_merge_and_later_readers_are_renamed():
     _assert_same(plan.run({hx: x}), trace.plan([hy], [hx]).run({hx: x}))
 
 
-def _small_captures(trace):
+def _every_capture(trace):
+    """The handles of every capture (weights and Python numbers): a caller's constants."""
     return {h for h, kind in enumerate(trace.kind) if kind == "capture"}
 
 
@@ -169,7 +170,7 @@ def test_different_configurations_and_impure_ops_do_not_merge():
                 + _Noise()(x) + _Noise()(x))
 
     trace, (hx,), (hy,) = _record(f, np.ones(3))
-    plan = optimize(trace, [hy], [hx], constants=_small_captures(trace),
+    plan = optimize(trace, [hy], [hx], constants=_every_capture(trace),
                     passes=[passes.merge_common_subexpressions])
     assert len(plan.steps) == len(trace.nodes)
     # the same configuration merges, arrays compared by value (Clip keeps its mask)
@@ -207,14 +208,35 @@ def test_fusion_equals_the_ops_one_by_one(each_kernels, chain, shapes, dtype, mo
     rng = np.random.default_rng(1)
     x0, b0 = (rng.normal(size=s).astype(dtype) for s in shapes)
     trace, (hx, hb), (hy,) = _record(CHAINS[chain], x0, b0)
-    plan = optimize(trace, [hy], [hx, hb], constants=_small_captures(trace))
+    plan = optimize(trace, [hy], [hx, hb], constants=_every_capture(trace))
     assert isinstance(plan.steps[-1], FusedNode)  # values smaller than the result (b / 3
     assert len(plan.steps) < len(trace.nodes)  # with a broadcast b) are computed on their own
     reference = trace.plan([hy], [hx, hb])
     for scale in (1.0, 30.0):
         feeds = {hx: (x0 * scale).astype(dtype), hb: b0}
-        got = plan.run(feeds)
-        _assert_same(got, reference.run(feeds), dtype)
+        got, expected = plan.run(feeds), reference.run(feeds)
+        _assert_same(got, expected, dtype)
+        # bit for bit: the same ufuncs in the same order, or compiled IEEE arithmetic
+        np.testing.assert_array_equal(got[0], expected[0])
+
+
+@pytest.mark.parametrize("chain", sorted(CHAINS))
+def test_the_numpy_evaluation_block_by_block(chain, monkeypatch):
+    monkeypatch.setattr(fusion, "BLOCK_BYTES", 64)  # 8 float64 a block: 35 = 4 blocks + 3
+    monkeypatch.setattr(FusedNode, "run_members", _not_expected)
+    previous = kernels.active()
+    kernels.use("numpy")
+    try:
+        rng = np.random.default_rng(2)
+        x0, b0 = rng.normal(size=(5, 7)), rng.normal(size=(5, 7))
+        trace, (hx, hb), (hy,) = _record(CHAINS[chain], x0, b0)
+        plan = optimize(trace, [hy], [hx, hb], constants=_every_capture(trace))
+        feeds = {hx: x0, hb: b0}
+        for _ in range(2):  # the second run reuses the scratch arrays
+            np.testing.assert_array_equal(plan.run(feeds)[0],
+                                          trace.plan([hy], [hx, hb]).run(feeds)[0])
+    finally:
+        kernels.use(previous)
 
 
 def _not_expected(node, arrays):
@@ -225,7 +247,7 @@ def test_fused_kernels_follow_a_new_batch_size_and_broadcast(each_kernels, monke
     monkeypatch.setattr(FusedNode, "run_members", _not_expected)
     trace, (hx, hb), (hy,) = _record(lambda x, b: cr.relu(x * 2.0 + b) - 1.0,
                                      np.ones((2, 3), np.float32), np.ones(3, np.float32))
-    plan = optimize(trace, [hy], [hx, hb], constants=_small_captures(trace))
+    plan = optimize(trace, [hy], [hx, hb], constants=_every_capture(trace))
     assert len(plan.steps) == 1
     reference = trace.plan([hy], [hx, hb])
     rng = np.random.default_rng(0)
@@ -263,7 +285,7 @@ def test_values_read_outside_a_group_or_wanted_end_it():
 
 def test_other_dtypes_than_recorded_run_the_ops_one_by_one(each_kernels):
     trace, (hx,), (hy,) = _record(lambda x: cr.tanh(x) * 2.0 + 1.0, np.ones(3, np.float32))
-    plan = optimize(trace, [hy], [hx], constants=_small_captures(trace))
+    plan = optimize(trace, [hy], [hx], constants=_every_capture(trace))
     x = np.array([0.1, 0.2, 0.3])  # float64 fed to a float32 trace
     (got,) = plan.run({hx: x})
     _assert_same([got], trace.plan([hy], [hx]).run({hx: x}))
@@ -278,7 +300,7 @@ def test_compiled_kernels_are_cached_per_expression():
         def make():
             trace, (hx,), (hy,) = _record(lambda x: cr.relu(x * 3.0) - 1.0,
                                           np.ones(8, np.float32))
-            plan = optimize(trace, [hy], [hx], constants=_small_captures(trace))
+            plan = optimize(trace, [hy], [hx], constants=_every_capture(trace))
             plan.run({hx: np.ones(8, np.float32)})
             return plan.steps[0]._compiled
 
@@ -312,7 +334,7 @@ def test_fused_outputs_reuse_buffers_between_runs_and_never_escape():
         return cr.sum(b, axis=0), cr.sigmoid(x) * 2.0  # the second is wanted: no buffer
 
     trace, (hx,), (hy, hz) = _record(f, np.ones((4, 4)))
-    plan = optimize(trace, [hy, hz], [hx], constants=_small_captures(trace))
+    plan = optimize(trace, [hy, hz], [hx], constants=_every_capture(trace))
     fused = [n for n in plan.steps if isinstance(n, FusedNode)]
     assert len(fused) == 3
     first, second, wanted = fused
@@ -352,7 +374,7 @@ def test_optimize_keeps_gradients_of_a_graph_right():
         (dw,) = tf.gradients(loss, [w])
     trace = g.trace
     hx, hl, hd = trace.handle(x), trace.handle(loss), trace.handle(dw)
-    plan = optimize(trace, [hl, hd], [hx], constants=_small_captures(trace) - {
+    plan = optimize(trace, [hl, hd], [hx], constants=_every_capture(trace) - {
         trace.handle(w)})
     xs = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
     _assert_same(plan.run({hx: xs}), trace.plan([hl, hd], [hx]).run({hx: xs}), np.float32)
@@ -361,9 +383,11 @@ def test_optimize_keeps_gradients_of_a_graph_right():
 def test_optimize_on_a_model_forward_equals_the_plain_replay(each_kernels):
     from chainrule import layers, models
 
-    model = models.Sequential([layers.Dense(16, activation="tanh"), layers.Dense(8),
-                               layers.Dense(3, activation="sigmoid")])
-    x0 = np.zeros((2, 5), np.float32)
+    model = models.Sequential([
+        layers.Conv2D(4, 3, activation="relu"), layers.MaxPooling2D(2), layers.Flatten(),
+        layers.Dense(16, activation="tanh"), layers.Dense(8), layers.Dense(3, activation="elu"),
+        layers.Dense(3, activation="sigmoid")])
+    x0 = np.zeros((2, 1, 6, 6), np.float32)
     trace = Trace()
     t = cr.tensor(x0)
     with trace.recording():
@@ -371,5 +395,6 @@ def test_optimize_on_a_model_forward_equals_the_plain_replay(each_kernels):
         hy = trace.handle(model(t))
     weights = {trace.handle(p) for p in model.parameters()}
     plan = optimize(trace, [hy], [hx], constants=weights)
-    xs = np.random.default_rng(0).normal(size=(7, 5)).astype(np.float32)
+    assert any(isinstance(n, FusedNode) for n in plan.steps)
+    xs = np.random.default_rng(0).normal(size=(7, 1, 6, 6)).astype(np.float32)
     _assert_same(plan.run({hx: xs}), trace.plan([hy], [hx]).run({hx: xs}), np.float32)

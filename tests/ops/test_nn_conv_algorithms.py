@@ -258,3 +258,29 @@ def test_a_bare_call_runs_winograd_and_direct_on_chainrule_threads(name, module,
     assert seen == [([1] * len(full), max(1, min(full)))] * 2  # forward, then backward
     assert kernels.workers() == 1
     assert [library.get_num_threads() for library in libraries] == full
+
+
+def test_the_conv_modules_import_one_way():
+    """nn_conv → the algorithms → conv_geometry (conv_direct → conv_im2col): no circle."""
+    import ast
+    import pathlib
+
+    import chainrule.ops
+
+    def conv_imports(name):
+        path = pathlib.Path(chainrule.ops.__file__).parent / f"{name}.py"
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("chainrule.ops"):
+                modules = [node.module.rsplit(".", 1)[-1]] if node.module != "chainrule.ops" \
+                    else [alias.name for alias in node.names]
+                found |= {m for m in modules if m.startswith(("conv_", "nn_conv", "nn_pool"))}
+        return found
+
+    assert conv_imports("conv_geometry") == set()
+    assert conv_imports("conv_im2col") == {"conv_geometry"}
+    assert conv_imports("conv_winograd") == {"conv_geometry"}
+    assert conv_imports("conv_direct") == {"conv_geometry", "conv_im2col"}
+    assert conv_imports("nn_pool") == {"conv_geometry"}
+    assert conv_imports("nn_conv") == {"conv_geometry", "conv_im2col", "conv_winograd",
+                                       "conv_direct"}

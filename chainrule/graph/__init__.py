@@ -45,12 +45,13 @@ see the values from before its assigns.
 
 **What a graph cannot see.** The build runs Python once: an ``if`` on a tensor's value keeps
 the branch taken at build time; ``.item()``, ``.numpy()``, ``x.shape[0]`` are constants.
-Functions that are not ops compute constants too: comparisons and ``argmax`` (compute accuracy
-from fetched logits), integer class labels given to a cross-entropy (they are read as data:
-feed one-hot targets through a float placeholder), and ``dropout``, whose mask is drawn
-before its op (the graph keeps the build's mask; TensorFlow draws a new one per run). The
-build warns about a constant whose first axis has the stand-in batch length; a reshape to
-``(x.shape[0], -1)`` (``Flatten``) is recognised and follows the fed batch.
+Functions that are not ops compute constants too: ``argmax`` (compute accuracy from fetched
+logits), ``one_hot`` and anything done with ``.data`` or NumPy. Comparisons, ``where``'s
+condition, a cross-entropy's integer labels and an embedding's ids are ops or op inputs, and
+dropout draws its mask (batch norm updates its statistics) inside its op, so every run reads
+and draws its own, as in TensorFlow. The build warns about a constant whose first axis has
+the stand-in batch length; a reshape to ``(x.shape[0], -1)`` (``Flatten``) is recognised and
+follows the fed batch.
 """
 
 from chainrule.graph.graph import (

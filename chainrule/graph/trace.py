@@ -42,8 +42,8 @@ instances, so one trace must not be replayed by two threads at once.
 
 What a trace cannot see: Python that reads values (an ``if`` on a tensor, ``.item()``,
 ``.numpy()``, ``x.shape[0]``) runs once, during recording, and its result is a constant of the
-trace; so are results of functions that are not ops (comparisons, ``argmax``, masks drawn by
-``dropout`` before its op).
+trace; so are results of functions that are not ops (``argmax``, ``one_hot``, NumPy on
+``.data``).
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ class Trace:
                 self._warned.add(h)
                 warnings.warn(
                     f"{node.name}: an input of shape {tuple(t.shape)} is a constant computed "
-                    "while recording (not by an op: a dropout mask, a comparison, argmax?) "
+                    "while recording (not by an op: one_hot, argmax, NumPy on .data?) "
                     f"whose first axis has the batch's stand-in length {STAND_IN}; it keeps "
                     "the stand-in's values and will not follow the fed batch", stacklevel=4)
 

@@ -113,6 +113,8 @@ class Function:
         """Apply the op to Tensors; record a graph node when any input requires a gradient."""
         if backend._cupy is not None:  # only then can arrays live on different devices
             _check_same_device(self, inputs)
+        if recorders:  # being traced: what forward adds to the op is what it saves
+            self._configuration = tuple(self.__dict__)
         ys = self.forward(*[t.data for t in inputs])
         node = None
         if flags.grad_enabled and self.has_gradient:
@@ -195,10 +197,12 @@ class Function:
 
     def release(self) -> None:
         """Free what forward saved and the references to the inputs (after backward). A node
-        of a trace (``chainrule.jit``) keeps its configuration for the next replay and drops
-        only its inputs."""
+        of a trace (``chainrule.jit``) keeps its configuration (what it held before its
+        recorded forward ran) for the next replay."""
         if self.__dict__.get("in_trace"):
-            self.inputs = None
+            keep = (*self._configuration, "_configuration", "in_trace")
+            for key in [k for k in self.__dict__ if k not in keep]:
+                del self.__dict__[key]  # what forward saved, the inputs, the kept outputs
             return
         self.__dict__.clear()
 

@@ -409,8 +409,9 @@ def _lstm_step_backward(dh, dc, gates, c_previous, tanh_c, dz, one):
 
 
 def lstm_step_backward(dh, dc, gates, c_previous, tanh_c, dz) -> None:
-    """∂z and ∂c_{t−1} of one step in one pass (see the reference). (``one`` is 1 in the
-    arrays' dtype: a bare 1 would make Numba compute float32 arrays in float64.)"""
+    """∂z and ∂c_{t−1} of one step in one pass (see the reference; ``dz`` may be ``gates``:
+    each unit's four gates are read before its four entries of ∂z are written). (``one`` is 1
+    in the arrays' dtype: a bare 1 would make Numba compute float32 arrays in float64.)"""
     _lstm_step_backward(dh, dc, gates, c_previous, tanh_c, dz, dh.dtype.type(1))
 
 

@@ -230,20 +230,24 @@ def lstm_step_backward(dh, dc, gates, c_previous, tanh_c, dz) -> None:
         ∂o = ∂h ⊙ tanh c      ∂c += ∂h ⊙ o ⊙ (1 − tanh² c)
         ∂i = ∂c ⊙ ĉ    ∂f = ∂c ⊙ c_{t−1}    ∂ĉ = ∂c ⊙ i    ∂c_{t−1} = ∂c ⊙ f
         ∂z = [∂i, ∂f, ∂ĉ, ∂o] ⊙ [σ(1 − σ) for i, f, o;  1 − ĉ² for ĉ]
+
+    ``dz`` may be ``gates`` itself: the gates are then replaced by ∂z (every gate is read
+    before any block of ``dz`` is written).
     """
-    xp = backend.get_array_module(dh)
     units = dh.shape[-1]
     i, f, g, o = (gates[:, k * units:(k + 1) * units] for k in range(4))
-    d_i, d_f, d_g, d_o = (dz[:, k * units:(k + 1) * units] for k in range(4))
-    xp.multiply(dh, tanh_c, out=d_o)
     dc += (1 - tanh_c * tanh_c) * o * dh
-    xp.multiply(dc, g, out=d_i)
-    xp.multiply(dc, c_previous, out=d_f)
-    xp.multiply(dc, i, out=d_g)
+    d_o = dh * tanh_c
+    d_o *= (1 - o) * o
+    d_i = dc * g
+    d_i *= (1 - i) * i
+    d_f = dc * c_previous
+    d_f *= (1 - f) * f
+    d_g = dc * i
+    d_g *= 1 - g * g
     dc *= f
-    slopes = (1 - gates) * gates
-    slopes[:, 2 * units:3 * units] = 1 - g * g
-    dz *= slopes
+    for k, block in enumerate((d_i, d_f, d_g, d_o)):
+        dz[:, k * units:(k + 1) * units] = block
 
 
 # -- optimizer updates ---------------------------------------------------------------------------

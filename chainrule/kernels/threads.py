@@ -11,9 +11,15 @@ The op that runs a compiled kernel decides, around its own work only: the Winogr
 convolutions enter :func:`own_threads` in their forward and backward passes, so the layers
 around them (a wide Dense layer's products) keep BLAS's threads, and a hand-written training
 loop runs as fast as ``Model.fit``. Entering it costs ~4.4 µs per op call (two BLAS thread
-counts read and two set through threadpoolctl, measured on a 2-core machine with OpenBLAS),
-against milliseconds of convolution; a nested entry, already in effect, returns at once
-(~0.8 µs instead of 2.3 µs).
+counts read and two set through threadpoolctl, measured in a loop on an idle 2-core machine
+with OpenBLAS; 13-24 µs right after a 2-thread product on a loaded one), against milliseconds
+of convolution; a nested entry, already in effect, returns at once (~0.8 µs instead of 2.3 µs).
+
+On a machine whose cores other processes keep busy, BLAS's second thread can wait
+milliseconds to be scheduled (a 128 × 3136 by 3136 × 128 product: 0.5 ms in a tight loop, 10-100 ms
+inside a CNN step at load 4-8 on 2 cores, 0.9 ms on one thread). A loop that runs there can
+enter ``own_threads()`` around whole steps: BLAS then stays on one thread throughout, and the
+nested entries of the ops return at once.
 
 Needs threadpoolctl (the ``[fast]`` extra); without it BLAS cannot be capped, and both
 context managers change nothing.

@@ -386,6 +386,89 @@ def _lstm_gate_affine(xp, units, dtype):
     return scale, shift
 
 
+#: The fused LSTM deals its batch out in blocks of rows, one per thread of
+#: :func:`chainrule.kernels.own_threads`, each block no smaller than this.
+LSTM_MIN_ROWS = 8
+
+
+class _LSTMRows:
+    """The LSTM loop over one block of the batch's rows, forward and back: one thread's work.
+
+    The rows of a batch never meet inside the loop, so blocks of them run their time loops on
+    different threads without waiting for each other, and each block's step products
+    (rows × units by units × 4·units) cost the share of its rows. Only the weight gradients sum
+    over the blocks. Arrays are time major, (time, rows, ...), so that the state of step t is
+    one contiguous block and ``h[:-1]`` (the states h_0 ... h_{T−1} that the steps read) is one
+    matrix for the weight gradient.
+    """
+
+    def __init__(self, start: int, stop: int):
+        self.rows = slice(start, stop)
+
+    def forward(self, x, h0, c0, kernel, recurrent_kernel, bias, scale, shift, outputs):
+        """Run the steps (kernel, recurrent_kernel and bias with the gate scale applied) and
+        write this block's rows of the three outputs."""
+        xp = backend.get_array_module(x)
+        self.x_tm = _FusedSequence._time_major(x[self.rows])
+        steps, rows, units = x.shape[1], h0[self.rows].shape[0], h0.shape[-1]
+        gates = (self.x_tm @ kernel).reshape(steps, rows, 4 * units)
+        gates += bias
+        recurrent = StepProduct(recurrent_kernel, rows)
+        h = xp.empty((steps + 1, rows, units), dtype=x.dtype)  # h[t + 1]: output of step t
+        c = xp.empty_like(h)
+        tanh_c = xp.empty_like(h[1:])
+        z = xp.empty((rows, 4 * units), dtype=x.dtype)
+        h[0], c[0] = h0[self.rows], c0[self.rows]
+        step = kernels.select(x).lstm_step_forward  # the elementwise work of a step, fused
+        for t in range(steps):
+            recurrent(h[t], out=z)
+            step(z, gates[t], scale, shift, c[t], c[t + 1], tanh_c[t], h[t + 1])
+        self.gates, self.h, self.c, self.tanh_c = gates, h, c, tanh_c
+        sequence, h_last, c_last = outputs
+        sequence[self.rows] = h[1:].transpose(1, 0, 2)
+        h_last[self.rows], c_last[self.rows] = h[steps], c[steps]
+
+    def backward(self, g_sequence, g_h, g_c, kernel, recurrent_kernel, g_x, g_states):
+        """BPTT over this block: writes its rows of ∂L/∂x (when ``g_x`` is an array) and of
+        ∂L/∂h_0, ∂L/∂c_0 (``g_states``); returns its terms of ∂L/∂W, ∂L/∂U, ∂L/∂b."""
+        xp = backend.get_array_module(g_h)
+        gates, c, tanh_c = self.gates, self.c, self.tanh_c
+        steps, rows, width = gates.shape
+        g_sequence_tm = g_sequence[self.rows].transpose(1, 0, 2)
+        recurrent_t = StepProduct(recurrent_kernel.T, rows)
+        dz = gates  # ∂L/∂z_t replaces the gates of step t, which only step t reads
+        dh, dc = g_h[self.rows].copy(), g_c[self.rows].copy()
+        step = kernels.select(g_h).lstm_step_backward
+        for t in reversed(range(steps)):
+            dh += g_sequence_tm[t]
+            step(dh, dc, gates[t], c[t], tanh_c[t], dz[t])
+            recurrent_t(dz[t], out=dh)
+        self.gates = None
+        g_states[0][self.rows], g_states[1][self.rows] = dh, dc
+        dz = dz.reshape(steps * rows, width)
+        if g_x is not None:
+            g_x[self.rows] = (dz @ kernel.T).reshape(steps, rows, -1).transpose(1, 0, 2)
+        ones = xp.ones(steps * rows, dtype=dz.dtype)
+        return self.x_tm.T @ dz, self.h[:-1].reshape(steps * rows, -1).T @ dz, ones @ dz
+
+
+def _row_blocks(x) -> list[_LSTMRows]:
+    """x's batch cut into one block of rows per thread that chainrule's kernels may use now."""
+    batch = x.shape[0]
+    count = 1
+    if backend.get_array_module(x) is np:
+        count = max(1, min(kernels.workers(), batch // LSTM_MIN_ROWS))
+    return [_LSTMRows(start, stop) for start, stop in kernels.split(batch, count)]
+
+
+def _summed(terms):
+    """Σ terms, added into the first (each a fresh array of one block)."""
+    total = terms[0]
+    for term in terms[1:]:
+        total += term
+    return total
+
+
 class LSTMSequence(_FusedSequence):
     """The whole LSTM loop: inputs (x, h0, c0, W, U, b), outputs (sequence, h_T, c_T).
 
@@ -395,7 +478,9 @@ class LSTMSequence(_FusedSequence):
         ∂i = ∂c_t ⊙ ĉ    ∂f = ∂c_t ⊙ c_{t−1}    ∂ĉ = ∂c_t ⊙ i    ∂c_{t−1} = ∂c_t ⊙ f
         ∂z_t = [∂i, ∂f, ∂ĉ, ∂o] ⊙ [σ′, σ′, tanh′, σ′]     ∂h_{t−1} = ∂z_t·Uᵀ (+ its own output's)
 
-    with σ′ = σ(1 − σ) and tanh′ = 1 − tanh², read off the stored gates.
+    with σ′ = σ(1 − σ) and tanh′ = 1 − tanh², read off the stored gates. The batch's rows run
+    in blocks on chainrule's threads (:class:`_LSTMRows`, inside
+    :func:`chainrule.kernels.own_threads`, BLAS on one thread each).
     """
 
     def forward(self, x, h0, c0, kernel, recurrent_kernel, bias):
@@ -403,44 +488,33 @@ class LSTMSequence(_FusedSequence):
         batch, steps, _ = x.shape
         units = h0.shape[-1]
         scale, shift = _lstm_gate_affine(xp, units, x.dtype)
-        self.x_tm = self._time_major(x)
-        gates = (self.x_tm @ (kernel * scale)).reshape(steps, batch, 4 * units)
-        gates += bias * scale
-        recurrent = StepProduct(recurrent_kernel * scale, batch)
-        h = xp.empty((steps + 1, batch, units), dtype=x.dtype)  # h[t + 1]: output of step t
-        c = xp.empty_like(h)
-        tanh_c = xp.empty_like(h[1:])
-        z = xp.empty((batch, 4 * units), dtype=x.dtype)
-        h[0], c[0] = h0, c0
-        step = kernels.select(x).lstm_step_forward  # the elementwise work of a step, fused
-        for t in range(steps):
-            recurrent(h[t], out=z)
-            step(z, gates[t], scale, shift, c[t], c[t + 1], tanh_c[t], h[t + 1])
-        self.gates, self.h, self.c, self.tanh_c = gates, h, c, tanh_c
-        return self._batch_major(h[1:]), h[steps].copy(), c[steps].copy()
+        weights = kernel * scale, recurrent_kernel * scale, bias * scale
+        outputs = (xp.empty((batch, steps, units), dtype=x.dtype),
+                   xp.empty_like(h0), xp.empty_like(c0))
+        with kernels.own_threads():
+            self.blocks = _row_blocks(x)
+            kernels.run_each(lambda k: self.blocks[k].forward(
+                x, h0, c0, *weights, scale, shift, outputs), len(self.blocks))
+        return outputs
 
     def backward(self, gys):
         g_sequence, g_h, g_c = (g.data for g in gys)
         x, h0, c0, kernel, recurrent_kernel, _ = self.inputs
         xp = backend.get_array_module(g_h)
-        gates, c, tanh_c = self.gates, self.c, self.tanh_c
-        steps = gates.shape[0]
-        g_sequence_tm = g_sequence.transpose(1, 0, 2)
-        recurrent_t = StepProduct(recurrent_kernel.data.T, g_h.shape[0])
-        dz = xp.empty_like(gates)
-        dh, dc = g_h.copy(), g_c.copy()
-        step = kernels.select(g_h).lstm_step_backward
-        for t in reversed(range(steps)):
-            dh += g_sequence_tm[t]
-            step(dh, dc, gates[t], c[t], tanh_c[t], dz[t])
-            recurrent_t(dz[t], out=dh)
+        if self.blocks[0].gates is None:  # backward once more (retain_graph): the first
+            self.forward(*(t.data for t in self.inputs))  # turned the gates into ∂L/∂z
+        g_x = xp.empty_like(x.data) if x.requires_grad else None
+        g_states = xp.empty_like(g_h), xp.empty_like(g_c)
+        with kernels.own_threads():
+            terms = kernels.run_each(lambda k: self.blocks[k].backward(
+                g_sequence, g_h, g_c, kernel.data, recurrent_kernel.data, g_x, g_states),
+                len(self.blocks))
+        g_kernel, g_recurrent, g_bias = (_summed(list(t)) for t in zip(*terms))
         return (
-            self._input_gradients(dz, kernel.data) if x.requires_grad else None,
-            Tensor(dh) if h0.requires_grad else None,
-            Tensor(dc) if c0.requires_grad else None,
-            self._weight_gradient(self.x_tm, dz),
-            self._weight_gradient(self.h[:-1], dz),
-            Tensor(self._bias_gradient(dz)),
+            Tensor(g_x) if g_x is not None else None,
+            Tensor(g_states[0]) if h0.requires_grad else None,
+            Tensor(g_states[1]) if c0.requires_grad else None,
+            Tensor(g_kernel), Tensor(g_recurrent), Tensor(g_bias),
         )
 
 

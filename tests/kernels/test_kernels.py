@@ -182,6 +182,24 @@ def test_direct_convolution_matches_the_reference(kernel, dtype, rng):
             np.testing.assert_allclose(got_grad, expected_grad, rtol=tolerance, atol=tolerance)
 
 
+@pytest.mark.parametrize("name", kernels.available())
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lstm_step_backward_may_write_over_the_gates(name, dtype, rng):
+    module = reference
+    if name == "numba":
+        from chainrule.kernels import compiled as module
+    batch, units = 3, 5
+    gates = rng.uniform(0.05, 0.95, (batch, 4 * units)).astype(dtype)
+    c_previous, tanh_c, dh, dc = (rng.standard_normal((batch, units)).astype(dtype)
+                                  for _ in range(4))
+    apart, d_c_apart = np.empty_like(gates), dc.copy()
+    module.lstm_step_backward(dh, d_c_apart, gates, c_previous, tanh_c, apart)
+    in_place, d_c = gates.copy(), dc.copy()
+    module.lstm_step_backward(dh, d_c, in_place, c_previous, tanh_c, in_place)
+    np.testing.assert_array_equal(in_place, apart)
+    np.testing.assert_array_equal(d_c, d_c_apart)
+
+
 @needs_numba
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_lstm_steps_match_the_reference_bit_for_bit(dtype, rng):

@@ -94,6 +94,41 @@ def test_step_product_blocks_and_values(batch, k, n, width, rng):
         np.testing.assert_allclose(out, a @ weight, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_lstm_rows_on_threads_agree_with_one_block(threads, float64, rng, monkeypatch):
+    inputs = _loop_inputs(rng, 4, 2, lambda u: (4 * u,), batch=7, steps=6)
+    upstream = None
+    results = []
+    for count in (1, threads):  # one block of rows, then one block per thread (2 or 3 rows)
+        monkeypatch.setattr(R, "LSTM_MIN_ROWS", 2)
+        monkeypatch.setattr(R.kernels, "workers", lambda count=count: count)
+        outputs = R.lstm(*inputs)
+        upstream = upstream or [cr.tensor(rng.standard_normal(y.shape)) for y in outputs]
+        results.append([y.numpy() for y in outputs]
+                       + [g.numpy() for g in cr.grad(list(outputs), inputs, upstream)])
+    for one_block, blocks in zip(*results):
+        np.testing.assert_allclose(blocks, one_block, rtol=1e-12, atol=1e-12)
+
+
+def test_lstm_row_blocks_follow_the_kernels_threads(monkeypatch):
+    x = np.zeros((32, 5, 3), np.float32)
+    monkeypatch.setattr(R.kernels, "workers", lambda: 2)
+    assert [block.rows for block in R._row_blocks(x)] == [slice(0, 16), slice(16, 32)]
+    assert len(R._row_blocks(x[:15])) == 1  # blocks of fewer than LSTM_MIN_ROWS rows: one
+    monkeypatch.setattr(R.kernels, "workers", lambda: 1)
+    assert len(R._row_blocks(x)) == 1
+
+
+def test_lstm_backward_twice_with_retain_graph(float64, rng):
+    inputs = _loop_inputs(rng, 4, 2, lambda u: (4 * u,))
+    sequence, _, _ = R.lstm(*inputs)
+    loss = (sequence * sequence).sum()
+    first = cr.grad(loss, inputs, retain_graph=True)
+    second = cr.grad(loss, inputs)  # the first backward turned the gates into ∂L/∂z
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_fused_loop_float32_stays_float32(rng):
     inputs = [cr.tensor(t.data.astype(np.float32), requires_grad=True)
               for t in _loop_inputs(rng, 4, 2, lambda u: (4 * u,))]

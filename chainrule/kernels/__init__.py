@@ -4,14 +4,17 @@ Each kernel exists twice, with the same arguments and the same results:
 
 * :mod:`chainrule.kernels.reference`, written with NumPy: always there, the definition of what
   the kernel computes, and what CuPy arrays and unusual layouts use;
-* :mod:`chainrule.kernels.compiled`, the same loops compiled to machine code by Numba (the
-  ``[fast]`` extra: ``pip install chainrule[fast]``). One pass over memory where NumPy makes
+* :mod:`chainrule.kernels.compiled`, the same loops compiled to machine code by Numba (a
+  dependency of ``pip install chainrule``). One pass over memory where NumPy makes
   temporaries: the optimizers' updates (:mod:`chainrule.kernels.updates`, re-exported here,
   with the switch that flushes denormals), 2 × 2 max pooling with its argmax, the gate
   arithmetic of an LSTM step, Winograd's tile transforms and direct 3 × 3 convolution.
 
 Which one runs: the compiled kernels when Numba can be imported, unless the environment
-variable ``CHAINRULE_KERNELS=numpy`` says otherwise; :func:`use` switches at run time (the
+variable ``CHAINRULE_KERNELS=numpy`` says otherwise. Where Numba is missing or broken, the
+first kernel call warns once, in one line (:class:`KernelsNotice`), and the NumPy kernels
+run; ``CHAINRULE_KERNELS=numpy`` chooses them without a notice. :func:`use` switches at run
+time (the
 tests run every kernel both ways). Both do their arithmetic in the arrays' dtype, in the same
 order, so float32 results agree bit for bit (the long sums of a convolution's kernel gradient
 and bias gradient excepted: their loops add in another order, and agree to rounding)::
@@ -29,6 +32,7 @@ Threads are this package's too (:mod:`chainrule.kernels.threads`, re-exported he
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -57,13 +61,23 @@ _active = None  # the module in use; chosen on first use (importing Numba takes 
 _chosen: str | None = None
 
 
+class KernelsNotice(UserWarning):
+    """The compiled kernels cannot run here and the NumPy ones do (slower, same results)."""
+
+
 def available() -> tuple[str, ...]:
     """The kernel implementations that can run here: ("numpy",) or ("numpy", "numba")."""
+    return CHOICES if _numba_import_error() is None else ("numpy",)
+
+
+def _numba_import_error() -> Exception | None:
+    """Why Numba cannot be imported (a missing package, or one built for another NumPy), or
+    None when it can."""
     try:
         import numba  # noqa: F401
-    except ImportError:
-        return ("numpy",)
-    return CHOICES
+    except Exception as error:  # noqa: BLE001 - a broken install fails in many ways
+        return error
+    return None
 
 
 def use(name: str) -> None:
@@ -77,8 +91,8 @@ def use(name: str) -> None:
     if name == "numba":
         if "numba" not in available():
             raise ImportError(
-                "kernels.use('numba'): Numba is not installed; pip install 'chainrule[fast]' "
-                "(or numba) to compile the fused kernels"
+                "kernels.use('numba'): Numba cannot be imported here; pip install "
+                "'chainrule[fast]' (or numba) to compile the fused kernels"
             )
         from chainrule.kernels import compiled as module
     else:
@@ -94,7 +108,17 @@ def active() -> str:
 
 
 def _choose_default() -> None:
-    use(os.environ.get("CHAINRULE_KERNELS", "auto").strip().lower() or "auto")
+    """The choice of ``CHAINRULE_KERNELS`` (default "auto"); "auto" without a working Numba
+    runs the NumPy kernels after a one-line notice."""
+    choice = os.environ.get("CHAINRULE_KERNELS", "auto").strip().lower() or "auto"
+    if choice == "auto":
+        error = _numba_import_error()
+        if error is not None:
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            warnings.warn(f"chainrule: Numba could not be imported ({reason}); running the "
+                          "NumPy kernels (same results, slower). CHAINRULE_KERNELS=numpy "
+                          "chooses them without this notice", KernelsNotice, stacklevel=3)
+    use(choice)
 
 
 def select(*arrays):

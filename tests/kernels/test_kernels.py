@@ -69,6 +69,41 @@ def test_without_numba_asking_for_it_says_how_to_install_it(monkeypatch):
     assert kernels.active() == "numpy"
 
 
+def test_without_numba_the_default_warns_once_in_one_line_and_runs_numpy(monkeypatch):
+    monkeypatch.setattr(kernels, "_active", None)
+    monkeypatch.setattr(kernels, "_chosen", kernels._chosen)
+    monkeypatch.delenv("CHAINRULE_KERNELS", raising=False)
+    monkeypatch.setattr(kernels, "_numba_import_error",
+                        lambda: ImportError("numba needs NumPy 2.3 or less"))
+    with pytest.warns(kernels.KernelsNotice) as notices:
+        assert kernels.active() == "numpy"
+        assert kernels.active() == "numpy"  # chosen once: no second notice
+    assert len(notices) == 1
+    message = str(notices[0].message)
+    assert "\n" not in message
+    assert "ImportError: numba needs NumPy 2.3 or less" in message
+    assert "CHAINRULE_KERNELS=numpy" in message
+
+
+def test_asking_for_numpy_kernels_gives_no_notice(monkeypatch, recwarn):
+    monkeypatch.setattr(kernels, "_active", None)
+    monkeypatch.setattr(kernels, "_chosen", kernels._chosen)
+    monkeypatch.setenv("CHAINRULE_KERNELS", "numpy")
+    monkeypatch.setattr(kernels, "_numba_import_error", lambda: ImportError("absent"))
+    assert kernels.active() == "numpy"
+    assert not [w for w in recwarn if issubclass(w.category, kernels.KernelsNotice)]
+
+
+def test_numba_and_threadpoolctl_are_runtime_dependencies():
+    """A plain install gets the compiled kernels (issue: fast by default)."""
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    names = {dep.split(">")[0].split("=")[0] for dep in project["project"]["dependencies"]}
+    assert {"numpy", "numba", "threadpoolctl"} <= names
+
+
 def test_the_environment_variable_sets_the_default(monkeypatch):
     monkeypatch.setattr(kernels, "_active", None)
     monkeypatch.setattr(kernels, "_chosen", kernels._chosen)

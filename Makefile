@@ -32,8 +32,8 @@ graphviz:
 		|| echo "note: could not install graphviz; the drawing tests will skip"; \
 	fi
 
-# The suite runs twice: with the compiled kernels of the [fast] extra, then with the pure-NumPy
-# ones that a plain install uses (chainrule.kernels).
+# The suite runs twice: with the compiled (Numba) kernels a plain install runs, then with the
+# pure-NumPy ones it falls back to where Numba cannot be imported (chainrule.kernels).
 test: $(STAMP) data graphviz
 	$(PY) -m ruff check .
 	$(PY) -m pytest -n 2 tests

@@ -233,10 +233,11 @@ class Conv1D(_Conv):
 
     y[n, f, t] = activation(bias[f] + Σ_c Σ_p kernel[f, c, p] · x_pad[n, c, t·s + p·d])
 
-    Input (N, C, L) with data_format "channels_first" (chainrule's default, PyTorch's
-    ``conv1d``), (N, L, C) with "channels_last" (Keras's default; chainrule's Embedding and
-    recurrent layers give (N, L, features)). ``kernel`` has shape (filters, in_channels, k)
-    (PyTorch's layout; Keras's is (k, in_channels, filters)) and ``bias`` (filters,).
+    Input (N, L, C) with data_format "channels_last" (the default until
+    ``set_image_data_format`` chooses one: Keras's, and what chainrule's Embedding and
+    recurrent layers give), (N, C, L) with "channels_first" (PyTorch's ``conv1d``). ``kernel``
+    has shape (filters, in_channels, k) (PyTorch's layout; Keras's is (k, in_channels,
+    filters)) and ``bias`` (filters,).
     Computed as the 2-D convolution of the (N, C, 1, L) image with a 1 × k kernel.
 
     Output length: "valid" ⌊(L − d(k−1) − 1)/s⌋ + 1; "same" ⌈L/s⌉ (zeros padded as evenly as
@@ -252,11 +253,11 @@ class Conv1D(_Conv):
         dilation_rate: an int; the spacing between kernel taps.
         activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
             bias_regularizer: as in :class:`~chainrule.layers.Dense`.
-        data_format: "channels_first", "channels_last", or None for
-            :func:`chainrule.config.image_data_format` (read when the layer is made).
+        data_format: "channels_first", "channels_last", or None (see above; read when the
+            layer is made).
 
     >>> import chainrule as cr
-    >>> Conv1D(8, 3, padding="causal")(cr.zeros(2, 4, 10)).shape
+    >>> Conv1D(8, 3, padding="causal", data_format="channels_first")(cr.zeros(2, 4, 10)).shape
     (2, 8, 10)
     >>> Conv1D(6, 3, data_format="channels_last")(cr.zeros(2, 10, 4)).shape
     (2, 8, 6)

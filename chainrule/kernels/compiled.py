@@ -79,7 +79,7 @@ def max_pool_tiles_backward(gy, index, kh, kw):
 #
 # The tile arrays are (16, ...) with each of the 16 entries contiguous; the kernels see them as
 # (16, tiles) matrices. Their 16 rows are usually far apart in memory, at distances the caller
-# staggers (chainrule.ops.nn_winograd), because 16 streams 4 KiB apart alias in the L1 cache:
+# staggers (chainrule.ops.conv_winograd), because 16 streams 4 KiB apart alias in the L1 cache:
 # with that, each kernel runs ~5× faster.
 
 

@@ -66,7 +66,7 @@ def running_max(slices, track: bool):
     return best, index
 
 
-# -- Winograd F(2 × 2, 3 × 3) tile transforms (see chainrule.ops.nn_winograd) ------------------
+# -- Winograd F(2 × 2, 3 × 3) tile transforms (see chainrule.ops.conv_winograd) ----------------
 #
 # Tiles are 4 × 4 windows at stride 2; out[4a + b] holds entry (a, b) of each tile's transform.
 # The 16 entries are stored far apart (one matrix each, for the products between the
@@ -168,7 +168,7 @@ def _b(v0, v1, v2, v3):
     return v0, v1 - v2 + v3, v1 + v2 - v0, -v3
 
 
-# -- direct convolution, for inputs with few channels (see chainrule.ops.nn_conv_direct) ------
+# -- direct convolution, for inputs with few channels (see chainrule.ops.conv_direct) ---------
 
 
 def direct_correlate(padded, weights, bias, relu: bool, y) -> None:

@@ -130,7 +130,7 @@ needs_numba = pytest.mark.skipif("numba" not in kernels.available(),
 
 
 def tiles(rows, count, ty, tx, dtype):
-    """A staggered (16, rows, count, TY, TX) tile array, as chainrule.ops.nn_winograd makes."""
+    """A staggered (16, rows, count, TY, TX) tile array, as chainrule.ops.conv_winograd makes."""
     flat = reference.tile_buffer(rows * count * ty * tx, dtype)
     return flat.reshape(16, rows, count, ty, tx)
 

@@ -397,41 +397,50 @@ class _LSTMRows:
     The rows of a batch never meet inside the loop, so blocks of them run their time loops on
     different threads without waiting for each other, and each block's step products
     (rows × units by units × 4·units) cost the share of its rows. Only the weight gradients sum
-    over the blocks. Arrays are time major, (time, rows, ...), so that the state of step t is
-    one contiguous block and ``h[:-1]`` (the states h_0 ... h_{T−1} that the steps read) is one
-    matrix for the weight gradient.
+    over the blocks.
+
+    Arrays are time major, (time, rows, ...). Slot t of ``operands`` holds a_t = [x_t, 1, h_t]
+    for the step that reads h_t and writes h_{t+1} (h_0 the initial state), so that
+
+    * the input projections with the bias are one product [x_t, 1]·[W; b] for all steps,
+    * the state h_t is one block of slot t, and the step product reads it in place,
+    * the weight gradients are one product over all steps and rows:
+      [∂L/∂W; ∂L/∂b; ∂L/∂U] = Σ_t a_tᵀ·∂L/∂z_t.
     """
 
     def __init__(self, start: int, stop: int):
         self.rows = slice(start, stop)
 
-    def forward(self, x, h0, c0, kernel, recurrent_kernel, bias, scale, shift, outputs):
-        """Run the steps (kernel, recurrent_kernel and bias with the gate scale applied) and
-        write this block's rows of the three outputs."""
+    def forward(self, x, h0, c0, input_weights, recurrent_kernel, scale, shift, outputs):
+        """Run the steps (``input_weights`` [W; b] and ``recurrent_kernel`` U with the gate
+        scale applied) and write this block's rows of the three outputs."""
         xp = backend.get_array_module(x)
-        self.x_tm = _FusedSequence._time_major(x[self.rows])
-        steps, rows, units = x.shape[1], h0[self.rows].shape[0], h0.shape[-1]
-        gates = (self.x_tm @ kernel).reshape(steps, rows, 4 * units)
-        gates += bias
+        steps, features = x.shape[1:]
+        rows, units = h0[self.rows].shape
+        operands = xp.empty((steps + 1, rows, features + 1 + units), dtype=x.dtype)
+        operands[:steps, :, :features] = x[self.rows].transpose(1, 0, 2)
+        operands[:steps, :, features] = 1
+        h = operands[:, :, features + 1:]  # h[t + 1]: the output of step t
+        h[0] = h0[self.rows]
+        projection = operands[:steps, :, :features + 1].reshape(steps * rows, features + 1)
+        gates = (projection @ input_weights).reshape(steps, rows, 4 * units)
         recurrent = StepProduct(recurrent_kernel, rows)
-        h = xp.empty((steps + 1, rows, units), dtype=x.dtype)  # h[t + 1]: output of step t
-        c = xp.empty_like(h)
-        tanh_c = xp.empty_like(h[1:])
+        c = xp.empty((steps + 1, rows, units), dtype=x.dtype)
+        tanh_c = xp.empty_like(c[1:])
         z = xp.empty((rows, 4 * units), dtype=x.dtype)
-        h[0], c[0] = h0[self.rows], c0[self.rows]
+        c[0] = c0[self.rows]
         step = kernels.select(x).lstm_step_forward  # the elementwise work of a step, fused
         for t in range(steps):
             recurrent(h[t], out=z)
             step(z, gates[t], scale, shift, c[t], c[t + 1], tanh_c[t], h[t + 1])
-        self.gates, self.h, self.c, self.tanh_c = gates, h, c, tanh_c
+        self.operands, self.gates, self.c, self.tanh_c = operands, gates, c, tanh_c
         sequence, h_last, c_last = outputs
         sequence[self.rows] = h[1:].transpose(1, 0, 2)
         h_last[self.rows], c_last[self.rows] = h[steps], c[steps]
 
     def backward(self, g_sequence, g_h, g_c, kernel, recurrent_kernel, g_x, g_states):
         """BPTT over this block: writes its rows of ∂L/∂x (when ``g_x`` is an array) and of
-        ∂L/∂h_0, ∂L/∂c_0 (``g_states``); returns its terms of ∂L/∂W, ∂L/∂U, ∂L/∂b."""
-        xp = backend.get_array_module(g_h)
+        ∂L/∂h_0, ∂L/∂c_0 (``g_states``); returns its term of [∂L/∂W; ∂L/∂b; ∂L/∂U]."""
         gates, c, tanh_c = self.gates, self.c, self.tanh_c
         steps, rows, width = gates.shape
         g_sequence_tm = g_sequence[self.rows].transpose(1, 0, 2)
@@ -448,8 +457,7 @@ class _LSTMRows:
         dz = dz.reshape(steps * rows, width)
         if g_x is not None:
             g_x[self.rows] = (dz @ kernel.T).reshape(steps, rows, -1).transpose(1, 0, 2)
-        ones = xp.ones(steps * rows, dtype=dz.dtype)
-        return self.x_tm.T @ dz, self.h[:-1].reshape(steps * rows, -1).T @ dz, ones @ dz
+        return self.operands[:steps].reshape(steps * rows, -1).T @ dz
 
 
 def _row_blocks(x) -> list[_LSTMRows]:
@@ -462,7 +470,7 @@ def _row_blocks(x) -> list[_LSTMRows]:
 
 
 def _summed(terms):
-    """Σ terms, added into the first (each a fresh array of one block)."""
+    """Σ terms, added into the first (each a fresh array of one block's)."""
     total = terms[0]
     for term in terms[1:]:
         total += term
@@ -488,7 +496,7 @@ class LSTMSequence(_FusedSequence):
         batch, steps, _ = x.shape
         units = h0.shape[-1]
         scale, shift = _lstm_gate_affine(xp, units, x.dtype)
-        weights = kernel * scale, recurrent_kernel * scale, bias * scale
+        weights = xp.concatenate([kernel, bias[None]]) * scale, recurrent_kernel * scale
         outputs = (xp.empty((batch, steps, units), dtype=x.dtype),
                    xp.empty_like(h0), xp.empty_like(c0))
         with kernels.own_threads():
@@ -509,12 +517,13 @@ class LSTMSequence(_FusedSequence):
             terms = kernels.run_each(lambda k: self.blocks[k].backward(
                 g_sequence, g_h, g_c, kernel.data, recurrent_kernel.data, g_x, g_states),
                 len(self.blocks))
-        g_kernel, g_recurrent, g_bias = (_summed(list(t)) for t in zip(*terms))
+        g_weights, features = _summed(terms), x.shape[-1]  # [∂L/∂W; ∂L/∂b; ∂L/∂U]
         return (
             Tensor(g_x) if g_x is not None else None,
             Tensor(g_states[0]) if h0.requires_grad else None,
             Tensor(g_states[1]) if c0.requires_grad else None,
-            Tensor(g_kernel), Tensor(g_recurrent), Tensor(g_bias),
+            Tensor(g_weights[:features]), Tensor(g_weights[features + 1:]),
+            Tensor(g_weights[features]),
         )
 
 

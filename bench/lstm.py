@@ -18,6 +18,9 @@ then the medians: the median of the per-round ratios (chainrule / PyTorch) is th
 quote. Both losses after the last step (the mean over the last 20 steps, and the last step's)
 should agree to ~0.05, and over the first steps to rounding (same weights, same math).
 On a shared machine, ``--threads 1 --clock cpu`` compares the CPU time each library needs.
+``--own-threads`` runs chainrule's whole training step inside ``kernels.own_threads()`` (BLAS on
+one thread, so that its idle worker does not spin on the core the LSTM's second thread needs):
+what a training loop that holds BLAS for the step would measure, not what ``textgen`` does now.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ parser.add_argument("--threads", type=int, default=2, help="threads of both libr
 parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="cpu: the process's CPU time of the main thread, which a busy machine "
                          "disturbs less (needs --threads 1: all work then runs in that thread)")
+parser.add_argument("--own-threads", action="store_true",
+                    help="chainrule's training step inside kernels.own_threads() (see above)")
 args = parser.parse_args()
 if args.rounds < 3 or args.chunk < 1 or args.warmup < 0:
     parser.error("--rounds must be at least 3, --chunk at least 1 and --warmup at least 0")
@@ -109,6 +114,9 @@ def main() -> None:
 
     def our_step(k):
         inputs, targets = batches[k]
+        if args.own_threads:
+            with kernels.own_threads():
+                return textgen.train_step(ours, our_optimizer, inputs, targets, CLIP)
         return textgen.train_step(ours, our_optimizer, inputs, targets, CLIP)
 
     def their_step(k):
@@ -125,7 +133,7 @@ def main() -> None:
           f"{EMBEDDING}, LSTM {UNITS}, seq {SEQ_LEN}, batch {BATCH}; {args.warmup} warm-up steps, "
           f"then {args.rounds} rounds of {args.chunk} steps each; Adam {LR} (eps {EPSILON}), "
           f"clip {CLIP}; torch {torch.__version__}, {args.threads} thread(s) each, kernels "
-          f"{kernels.active()}")
+          f"{kernels.active()}{', step inside own_threads' if args.own_threads else ''}")
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter
     steppers = {"chainrule": our_step, "pytorch": their_step}
     losses = {name: [step(k) for k in range(args.warmup)] for name, step in steppers.items()}

@@ -42,67 +42,10 @@ import warnings
 
 import numpy as np
 
-# -- the base class and the list that runs callbacks ----------------------------------------------
+from chainrule.callback_base import Callback
+from chainrule.tensorboard import TensorBoard  # noqa: F401 - Keras's callbacks.TensorBoard
 
-
-class Callback:
-    """Base class: override the hooks you need; each gets the shared ``logs`` dict.
-
-    Attributes:
-        model: the model being trained (set by ``fit``).
-        params: ``{"epochs": ..., "steps": ..., "verbose": ...}`` of the current call.
-    """
-
-    def __init__(self):
-        self.model = None
-        self.params = {}
-
-    def set_model(self, model) -> None:
-        self.model = model
-
-    def set_params(self, params: dict) -> None:
-        self.params = params
-
-    def on_train_begin(self, logs=None): ...
-
-    def on_train_end(self, logs=None): ...
-
-    def on_train_interrupt(self, logs=None):
-        """chainrule's hook: Ctrl-C stopped ``fit`` after a whole step (the model and the
-        optimizer are consistent; ``model.fit_state`` says where). ``on_train_end`` is not
-        called; KeyboardInterrupt follows."""
-
-    def on_epoch_begin(self, epoch, logs=None): ...
-
-    def on_epoch_end(self, epoch, logs=None): ...
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.on_batch_begin(batch, logs)
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.on_batch_end(batch, logs)
-
-    def on_batch_begin(self, batch, logs=None):
-        """Keras's older name of :meth:`on_train_batch_begin`."""
-
-    def on_batch_end(self, batch, logs=None):
-        """Keras's older name of :meth:`on_train_batch_end`."""
-
-    def on_test_begin(self, logs=None): ...
-
-    def on_test_end(self, logs=None): ...
-
-    def on_test_batch_begin(self, batch, logs=None): ...
-
-    def on_test_batch_end(self, batch, logs=None): ...
-
-    def on_predict_begin(self, logs=None): ...
-
-    def on_predict_end(self, logs=None): ...
-
-    def on_predict_batch_begin(self, batch, logs=None): ...
-
-    def on_predict_batch_end(self, batch, logs=None): ...
+# -- the list that runs callbacks (the base class: chainrule.callback_base) -----------------------
 
 
 _BATCH_HOOKS = {
@@ -1055,7 +998,7 @@ class SnapshotEnsemble(Callback):
     def on_train_batch_end(self, batch, logs=None):
         step = self._epoch * self._steps_per_epoch + batch + 1
         if step % self._cycle_length == 0 or step == self._total:
-            from chainrule.models.averaging import copy_model
+            from chainrule.models.copying import copy_model
 
             self.snapshots.append(copy_model(self.model, "SnapshotEnsemble"))
 
@@ -1071,21 +1014,3 @@ class SnapshotEnsemble(Callback):
         from chainrule.models.ensemble import Ensemble
 
         return Ensemble(self.snapshots, **kwargs)
-
-
-def __getattr__(name: str):
-    """``callbacks.TensorBoard`` lives in :mod:`chainrule.tensorboard` (it subclasses Callback,
-    so this module cannot import it at the top); it is loaded on first use."""
-    if name == "TensorBoard":
-        from chainrule.tensorboard import TensorBoard
-
-        return TensorBoard
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = [
-    "BackupAndRestore", "CSVLogger", "Callback", "CallbackList", "EarlyStopping", "History",
-    "LambdaCallback",
-    "LearningRateScheduler", "ModelCheckpoint", "ProgressBar", "ReduceLROnPlateau", "SWA",
-    "SnapshotEnsemble", "TerminateOnNaN",
-]

@@ -38,7 +38,7 @@ import os
 import warnings
 
 from chainrule._extras import require
-from chainrule.callbacks import Callback
+from chainrule.callback_base import Callback
 
 
 def import_summary_writer():

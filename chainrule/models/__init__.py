@@ -30,9 +30,10 @@ See docs/models.md.
 from chainrule.models.averaging import AveragedModel, update_bn
 from chainrule.models.ensemble import Ensemble
 from chainrule.models.functional import Functional, KerasTensor, SymbolicTensor
+from chainrule.models.input_layer import InputLayer
 from chainrule.models.model import Model
 from chainrule.models.saving import load_model, save_model
-from chainrule.models.sequential import Input, InputLayer, Sequential
+from chainrule.models.sequential import Input, Sequential
 
 __all__ = ["AveragedModel", "Ensemble", "Functional", "Input", "InputLayer", "KerasTensor",
            "Model", "Sequential", "SymbolicTensor", "load_model", "save_model", "update_bn"]

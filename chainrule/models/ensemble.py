@@ -4,18 +4,15 @@
   differ in architecture), Lakshminarayanan et al. (2017);
 * :meth:`chainrule.models.Model.predict_mc` (Gal & Ghahramani, 2016) runs a model several
   times with its dropout layers active; the helpers it uses (:func:`mc_dropout_mode`,
-  :func:`seeded_masks`, :func:`softmax`) live here.
+  :func:`seeded_masks`, :func:`softmax`) live in :mod:`chainrule.models.mc_dropout`.
 """
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
-from chainrule import random as cr_random
-from chainrule.layers.dropout import Dropout
-from chainrule.models.model import Model
+from chainrule.layers.base import Layer
+from chainrule.models.mc_dropout import mc_dropout_mode, seeded_masks, softmax
 
 #: Rows of a member's output summing to 1 within this (and non-negative) are probabilities.
 PROBABILITY_TOLERANCE = 1e-5
@@ -120,16 +117,22 @@ class Ensemble:
 
 def _check_members(models) -> list:
     """``models`` as a list, after checking it is non-empty and holds only chainrule models."""
-    if isinstance(models, Model):
+    if _is_model(models):
         raise TypeError("Ensemble: models must be a list of models, got a single model")
     models = list(models)
     if not models:
         raise ValueError("Ensemble: models is empty; give at least one model")
     for index, model in enumerate(models):
-        if not isinstance(model, Model):
+        if not _is_model(model):
             raise TypeError(f"Ensemble: models[{index}] is a {type(model).__name__}, not a "
                             "chainrule model")
     return models
+
+
+def _is_model(value) -> bool:
+    """A chainrule model: a Layer with ``predict`` (checked without importing
+    :class:`~chainrule.models.Model`, whose module imports the callbacks that use this one)."""
+    return isinstance(value, Layer) and callable(getattr(value, "predict", None))
 
 
 def _normalised_weights(weights, count: int) -> np.ndarray:
@@ -205,60 +208,11 @@ def _integer_labels(y, shape) -> np.ndarray:
 # -- shared numerics ------------------------------------------------------------------------------
 
 
-def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    """softmax along ``axis`` of a NumPy array, the max subtracted first (stable)."""
-    shifted = logits - np.max(logits, axis=axis, keepdims=True)
-    exponentials = np.exp(shifted)
-    return exponentials / np.sum(exponentials, axis=axis, keepdims=True)
-
-
 def looks_like_probabilities(outputs: np.ndarray) -> bool:
     """Whether every row of ``outputs`` is non-negative and sums to 1 within 1e-5."""
     if outputs.ndim < 1 or not np.all(np.isfinite(outputs)) or np.any(outputs < 0):
         return False
     return bool(np.all(np.abs(outputs.sum(axis=-1) - 1.0) <= PROBABILITY_TOLERANCE))
-
-
-# -- Monte-Carlo dropout --------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def mc_dropout_mode(model):
-    """Within the block: every :class:`~chainrule.layers.Dropout` of ``model`` in training
-    mode (masks drawn), every other layer in evaluation mode (batch normalization uses and
-    leaves alone its moving statistics). Every layer's previous mode is restored on leaving,
-    also when the block raises."""
-    modes = [(layer, layer.training) for layer in model.modules()]
-    try:
-        for layer, _ in modes:
-            layer.training = isinstance(layer, Dropout)
-        yield model
-    finally:
-        for layer, mode in modes:
-            layer.training = mode
-
-
-@contextlib.contextmanager
-def seeded_masks(model, seed: int | None):
-    """Within the block, dropout masks come from generators seeded by ``seed`` (nothing
-    changes when it is None): chainrule's global generator and the own generator of each
-    seeded Dropout layer are replaced, and put back on leaving, so the global random stream
-    outside the block is not disturbed."""
-    if seed is None:
-        yield
-        return
-    seeded = np.random.default_rng(seed)
-    own = [layer for layer in model.modules()
-           if isinstance(layer, Dropout) and layer._generator is not None]
-    saved_own = [layer._generator for layer in own]
-    try:
-        with cr_random.using(seeded):
-            for layer in own:
-                layer._generator = np.random.default_rng(seeded.integers(2**63))
-            yield
-    finally:
-        for layer, generator in zip(own, saved_own):
-            layer._generator = generator
 
 
 __all__ = ["Ensemble", "looks_like_probabilities", "mc_dropout_mode", "seeded_masks", "softmax"]

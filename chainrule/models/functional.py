@@ -36,7 +36,8 @@ import numpy as np
 from chainrule._config import get_default_dtype, no_grad
 from chainrule.layers.base import Layer, deserialize, serialize
 from chainrule.models import training
-from chainrule.models.model import Model, _restore_modes
+from chainrule.models.input_layer import InputLayer
+from chainrule.models.model import Model, _restore_modes, register_functional
 from chainrule.tensor import Tensor
 
 # -- the loss of several outputs ----------------------------------------------------------------
@@ -172,8 +173,6 @@ def Input(shape=None, batch_size=None, dtype=None, name=None,  # noqa: N802
     >>> Input(shape=(40, 1)).shape
     (None, 40, 1)
     """
-    from chainrule.models.sequential import InputLayer
-
     if batch_shape is not None:
         if shape is not None:
             raise ValueError("Input: give shape= or batch_shape=, not both")
@@ -534,8 +533,6 @@ class Functional(Model):
 
     @classmethod
     def from_config(cls, config: dict, custom_objects: dict | None = None) -> Functional:
-        from chainrule.models.sequential import InputLayer
-
         layers = {}
         for layer_config in config["layers"]:
             layer = deserialize(layer_config, custom_objects)
@@ -583,8 +580,6 @@ def _structured(arrays: list, prefix: str) -> np.ndarray:
 
 
 def _is_input(t) -> bool:
-    from chainrule.models.sequential import InputLayer
-
     return isinstance(t, SymbolicTensor) and isinstance(t.node.layer, InputLayer)
 
 
@@ -678,5 +673,7 @@ def _sample_count(x) -> int:
         x = x[0]
     return len(x)
 
+
+register_functional(Functional)  # Model(inputs, outputs) builds one
 
 __all__ = ["Functional", "Input", "KerasTensor", "Node", "SymbolicTensor", "input_tensor"]

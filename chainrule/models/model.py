@@ -51,14 +51,24 @@ _IGNORED_COMPILE_ARGUMENTS = ("run_eagerly", "steps_per_execution", "auto_scale_
 
 class _ModelType(type(Layer)):
     """``Model(inputs, outputs)`` (Keras's functional API) makes a
-    :class:`~chainrule.models.functional.Functional` model, as Keras's ``Model.__new__`` does."""
+    :class:`~chainrule.models.functional.Functional` model, as Keras's ``Model.__new__`` does.
+
+    That class subclasses Model, so this module cannot import it: it registers itself
+    (:func:`register_functional`) when :mod:`chainrule.models` loads, before any Model exists.
+    """
+
+    functional_class = None
 
     def __call__(cls, *args, **kwargs):
         if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
-            from chainrule.models.functional import Functional
-
-            return Functional(*args, **kwargs)
+            return _ModelType.functional_class(*args, **kwargs)
         return super().__call__(*args, **kwargs)
+
+
+def register_functional(functional_class) -> None:
+    """Make ``Model(inputs, outputs)`` build a ``functional_class`` (called by
+    :mod:`chainrule.models.functional`)."""
+    _ModelType.functional_class = functional_class
 
 
 class Model(Layer, metaclass=_ModelType):
@@ -671,7 +681,7 @@ class Model(Layer, metaclass=_ModelType):
         Raises:
             ValueError: ``samples`` is below 1, or the data is empty.
         """
-        from chainrule.models.ensemble import mc_dropout_mode, seeded_masks, softmax
+        from chainrule.models.mc_dropout import mc_dropout_mode, seeded_masks, softmax
 
         if isinstance(samples, bool) or int(samples) != samples or samples < 1:
             raise ValueError(f"predict_mc: samples must be an integer ≥ 1, got {samples!r}")

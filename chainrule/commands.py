@@ -24,6 +24,7 @@ cnn`` runs the sanity checks of :mod:`chainrule.diagnostics` on the untrained mo
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -38,7 +39,7 @@ from chainrule.callbacks import BackupAndRestore, Callback, LearningRateSchedule
 from chainrule.cli import command, fraction, non_negative_int, positive_float, positive_int
 from chainrule.io import atomic_write, write_json
 from chainrule.metrics import ConfusionMatrix, SparseCategoricalAccuracy
-from chainrule.optimizers.schedules import halving_schedule
+from chainrule.optimizers.schedules import CosineDecay, halving_schedule
 
 # -- data sets ------------------------------------------------------------------------------------
 
@@ -102,8 +103,24 @@ DEFAULTS = {
     "lr_schedule": "halve",
 }
 
+#: Each architecture's training recipe: what ``chainrule train --model NAME`` uses for the
+#: options not given (``--epochs``, ``--lr``, ``--lr-schedule``, ``--augment``, ``--batch-norm``).
+#: The CNN's was chosen by the measurements in docs/performance.md ("The default CNN's recipe").
+RECIPES = {
+    "cnn": {"epochs": 9, "lr": 1e-3, "lr_schedule": "halve", "augment": "flip",
+            "batch_norm": True},
+    "lenet": {"epochs": 10, "lr": 1e-3, "lr_schedule": "halve", "augment": "none"},
+    "mlp": {"epochs": 15, "lr": 1e-3, "lr_schedule": "halve", "augment": "none"},
+}
+
 #: Epochs when ``--epochs`` is not given, per architecture.
-EPOCHS = {"cnn": 10, "lenet": 10, "mlp": 15}
+EPOCHS = {name: recipe["epochs"] for name, recipe in RECIPES.items()}
+
+#: What a run started before an option existed did without it (for ``--resume``).
+_BEFORE_OPTIONS = {"augment": "none", "batch_norm": None}
+
+#: The models that ``--batch-norm`` applies to.
+BATCH_NORM_MODELS = ("cnn",)
 
 #: ``chainrule train`` backs the run up every this many steps (and at Ctrl-C).
 BACKUP_EVERY = 100
@@ -118,6 +135,40 @@ RUN_FILES = ("config.json", "history.csv", "summary.json", "curves.png", "confus
 
 LR_SCHEDULES = {"constant": None, "halve": halving_schedule}
 
+#: Schedules of the rate per step (a schedule object as the optimizer's learning rate), made from
+#: ``(lr, epochs, steps_per_epoch)``: "cosine" decays from --lr to 0 over the run; "warmup-cosine"
+#: rises linearly from --lr/10 to --lr during the first epoch, then decays to 0 (one cycle).
+STEP_SCHEDULES = {
+    "cosine": lambda lr, epochs, steps: CosineDecay(lr, epochs * steps),
+    "warmup-cosine": lambda lr, epochs, steps: CosineDecay(
+        lr / 10, max(1, (epochs - 1) * steps), warmup_target=lr, warmup_steps=steps),
+}
+
+
+def learning_rate(args, steps_per_epoch: int):
+    """The optimizer's learning rate: ``args.lr``, or a per-step schedule of it."""
+    make = STEP_SCHEDULES.get(args.lr_schedule)
+    return args.lr if make is None else make(args.lr, args.epochs, steps_per_epoch)
+
+
+# -- augmentation ---------------------------------------------------------------------------------
+
+#: Random augmentations of the training batches (``--augment``), made from a seed: "flip"
+#: mirrors half the images left-right; "shift" moves each image by up to 2 pixels along each
+#: axis (zeros fill in); "flip+shift" does both.
+AUGMENTATIONS = ("none", "flip", "shift", "flip+shift")
+
+
+def augmentation(name: str, seed: int):
+    """The transform of ``--augment name`` (None for "none"), with its own seeded generators so
+    that a resumed run draws what the uninterrupted one would."""
+    from chainrule.data.transforms import Compose, RandomFlip, RandomShift
+
+    parts = {"flip": lambda: RandomFlip("horizontal", seed=seed + 1),
+             "shift": lambda: RandomShift(2, seed=seed + 2)}
+    chosen = [parts[part]() for part in name.split("+") if part != "none"]
+    return Compose(chosen) if chosen else None
+
 
 # -- chainrule train ------------------------------------------------------------------------------
 
@@ -130,6 +181,16 @@ def _model_and_dataset_arguments(parser, dataset_help: str = "the data set") -> 
                         help=dataset_help + " (default: %(default)s)")
 
 
+def _per_model(key: str, models=None) -> str:
+    """"10 for cnn, ..." from :data:`RECIPES`, for the options' help."""
+    return ", ".join(f"{_shown(RECIPES[m][key])} for {m}" for m in (models or RECIPES))
+
+
+def _shown(value) -> str:
+    return {True: "on", False: "off"}.get(value, f"{value:g}" if isinstance(value, float)
+                                          else str(value))
+
+
 @command("train", "Train a model from the zoo on an image data set and save the run.")
 def _train_arguments(parser):
     _model_and_dataset_arguments(parser)
@@ -140,14 +201,25 @@ def _train_arguments(parser):
                         help="samples per step (default: %(default)s)")
     parser.add_argument("--optimizer", default=DEFAULTS["optimizer"],
                         help="an optimizer name: adam, sgd, rmsprop, ... (default: %(default)s)")
-    parser.add_argument("--lr", type=positive_float, default=DEFAULTS["lr"],
-                        help="the learning rate (default: %(default)s)")
-    parser.add_argument("--lr-schedule", choices=sorted(LR_SCHEDULES),
-                        default=DEFAULTS["lr_schedule"],
+    parser.add_argument("--lr", type=positive_float, default=None,
+                        help="the learning rate (default: " + _per_model("lr") + ")")
+    parser.add_argument("--lr-schedule", choices=sorted([*LR_SCHEDULES, *STEP_SCHEDULES]),
+                        default=None,
                         help="constant: --lr throughout; halve: --lr for the first half of the "
-                             "epochs, then halved every epoch (default: %(default)s)")
+                             "epochs, then halved every epoch; cosine: from --lr down to 0 "
+                             "(every step); warmup-cosine: up from --lr/10 to --lr during the "
+                             "first epoch, then cosine (default: " + _per_model("lr_schedule")
+                             + ")")
+    parser.add_argument("--augment", choices=AUGMENTATIONS, default=None,
+                        help="random augmentation of the training images: flip (left-right, "
+                             "half of them), shift (up to 2 pixels), flip+shift (default: "
+                             + _per_model("augment") + ")")
+    parser.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
+                        help="batch normalization after each convolution of the cnn (default: "
+                             + _per_model("batch_norm", BATCH_NORM_MODELS) + ")")
     parser.add_argument("--seed", type=non_negative_int, default=DEFAULTS["seed"],
-                        help="seed of weights, shuffling and dropout (default: %(default)s)")
+                        help="seed of weights, shuffling, dropout and augmentation (default: "
+                             "%(default)s)")
     parser.add_argument("--validation-split", type=fraction, default=DEFAULTS["validation_split"],
                         help="fraction of the training data held out, stratified by class, "
                              "for validation curves; 0 for none (default: %(default)s)")
@@ -184,11 +256,13 @@ def run_train(args) -> int:
     data = _training_data(args, dataset)
     load_seconds = time.perf_counter() - started
 
-    model = zoo.build(args.model, data["input_shape"], len(dataset.class_names))
-    zoo.compile_for_classification(model, args.optimizer, args.lr)
+    model = zoo.build(args.model, data["input_shape"], len(dataset.class_names),
+                      **model_options(args))
+    x_train, y_train = data["train"]
+    steps_per_epoch = -(-len(y_train) // (args.batch_size * (comm.size if comm else 1)))
+    zoo.compile_for_classification(model, args.optimizer, learning_rate(args, steps_per_epoch))
     if not args.resume and root:
         write_json(os.path.join(out, "config.json"), _run_config(args, model, out))
-    x_train, y_train = data["train"]
     say(f"Training {args.model} on {args.dataset}: {len(y_train)} training, "
         f"{len(data['validation'][1]) if data['validation'] else 0} validation and "
         f"{len(data['test'][1])} test samples; {model.count_params():,} parameters"
@@ -198,7 +272,8 @@ def run_train(args) -> int:
     fit_started = time.perf_counter()
     callbacks = _train_callbacks(args, out)
     try:
-        history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
+        history = model.fit(*training_batches(args, x_train, y_train),
+                            batch_size=args.batch_size, epochs=args.epochs,
                             validation_data=data["validation"], seed=args.seed,
                             callbacks=callbacks, distributed=comm or False)
     except KeyboardInterrupt as interrupt:
@@ -233,6 +308,49 @@ def run_train(args) -> int:
     return 0
 
 
+def model_options(args) -> dict:
+    """The zoo's options for ``args.model`` from the train command's arguments."""
+    return ({"batch_norm": bool(args.batch_norm)} if args.model in BATCH_NORM_MODELS
+            and args.batch_norm is not None else {})
+
+
+def recipe_model(name: str, input_shape, num_classes: int):
+    """The architecture ``name`` as ``chainrule train`` builds it by default (its recipe's
+    options): what ``chainrule summary`` shows. (``chainrule check`` keeps the zoo's plain
+    models: with batch normalization its "overfit 20 samples" check, scored on the moving
+    statistics, reads 90 %.)"""
+    options = ({"batch_norm": RECIPES[name]["batch_norm"]} if name in BATCH_NORM_MODELS
+               else {})
+    return zoo.build(name, input_shape, num_classes, **options)
+
+
+def training_batches(args, x, y) -> tuple:
+    """What ``fit`` trains on: ``(x, y)``, or with ``--augment`` ``(loader, None)``, a shuffled
+    DataLoader (seeded as fit's own would be) whose transform augments every batch."""
+    transform = augmentation(args.augment, args.seed)
+    if transform is None:
+        return x, y
+    from chainrule.data import ArrayDataset, DataLoader
+
+    return DataLoader(ArrayDataset(x, y), batch_size=args.batch_size, shuffle=True,
+                      seed=args.seed, transform=transform), None
+
+
+def apply_recipe(args):
+    """Fill the options not given (None) from the model's entry of :data:`RECIPES`."""
+    recipe = RECIPES[args.model]
+    for key in ("epochs", "lr", "lr_schedule", "augment", "batch_norm"):
+        if getattr(args, key, None) is None and key in recipe:
+            setattr(args, key, recipe[key])
+    if args.batch_norm is not None and args.model not in BATCH_NORM_MODELS:
+        raise ValueError(f"--batch-norm applies to {', '.join(BATCH_NORM_MODELS)}, not "
+                         f"{args.model}")
+    if args.augment != "none" and not zoo.TAKES_IMAGES[args.model]:
+        raise ValueError(f"--augment {args.augment} moves pixels of images; {args.model} takes "
+                         f"flattened ones")
+    return args
+
+
 def _job():
     """The MPI job's communicator under ``mpiexec -n N`` (N > 1), else None."""
     from chainrule import distributed
@@ -264,14 +382,11 @@ def _run_folder(args, writes: bool = True, say=print):
         else:
             os.remove(path)
     os.makedirs(out, exist_ok=True)
-    if args.epochs is None:
-        args.epochs = EPOCHS[args.model]
-    return args, out
+    return apply_recipe(args), out
 
 
 def _resumed_arguments(args, say=print):
     """The arguments stored in ``--resume DIR``'s config.json (refusing others given too)."""
-    import argparse
     import json
 
     given = sorted(f"--{key.replace('_', '-')}" for key, value in vars(args).items()
@@ -290,7 +405,7 @@ def _resumed_arguments(args, say=print):
                               f"train again with --overwrite to redo it")
     with open(config_path) as file:
         stored = json.load(file)["arguments"]
-    resumed = argparse.Namespace(**{**_TRAIN_DEFAULTS, **stored})
+    resumed = argparse.Namespace(**{**_TRAIN_DEFAULTS, **_BEFORE_OPTIONS, **stored})
     resumed.resume, resumed.overwrite, resumed.out = folder, False, folder
     resumed.run, resumed.command = args.run, args.command
     resumed.traceback = getattr(args, "traceback", False)
@@ -320,9 +435,10 @@ def _training_data(args, dataset: ImageDataset) -> dict:
 
 
 def _train_callbacks(args, out: str) -> list:
-    """The learning-rate schedule unless it is constant, history.csv, and the backup."""
+    """The epoch learning-rate schedule unless it is constant or per step (then it is the
+    optimizer's), history.csv, and the backup."""
     callbacks = []
-    make_schedule = LR_SCHEDULES[args.lr_schedule]
+    make_schedule = LR_SCHEDULES.get(args.lr_schedule)
     if make_schedule is not None:
         callbacks.append(LearningRateScheduler(
             make_schedule(args.lr, args.epochs)))  # the rate goes one way: option -> update
@@ -467,7 +583,7 @@ def run_summary(args) -> int:
         dataset = DATASETS[args.dataset]
         input_shape = (dataset.image_shape if zoo.TAKES_IMAGES[args.model]
                        else (int(np.prod(dataset.image_shape)),))
-        model = zoo.build(args.model, input_shape, len(dataset.class_names))
+        model = recipe_model(args.model, input_shape, len(dataset.class_names))
     model.summary()
     return 0
 

@@ -25,7 +25,9 @@ Each layer has two implementations of its time loop that compute the same functi
   keeps the gates of every step; backward runs BPTT in a reverse loop on arrays and forms the
   weight gradients at the end, in one matrix product over all steps (∂L/∂W = Xᵀ·∂L/∂Z,
   ∂L/∂U = H_{t−1}ᵀ·∂L/∂Z). No graph node per step: that is what makes it fast. It is first order
-  only (``differentiable_backward = False``) and is tested against the unrolled loop.
+  only (``differentiable_backward = False``) and is tested against the unrolled loop. The
+  fused LSTM also deals the batch's rows out in blocks to chainrule's threads: rows never meet
+  inside the loop, so each block runs its own time loop, and only the weight gradients add up.
 
 Exploding gradients through long loops are cured by clipping the gradient norm (see
 ``chainrule.optimizers.clip_grad_norm``); vanishing ones by the LSTM's additive cell state

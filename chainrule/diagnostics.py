@@ -48,6 +48,11 @@ OVERFIT_SAMPLES = 20
 OVERFIT_STEPS = 300
 GRADCHECK_ENTRIES = 5
 GRADCHECK_TOLERANCE = 1e-4
+#: The noise added to the inputs of the gradient check, so that no unit sits on a kink.
+KINK_NOISE = 1e-2
+#: One-sided differences further apart than this (relative) mean a kink within the step. A
+#: smooth loss's differ by about ε·|L''| / |L'|, around 1e-5 here.
+KINK_TOLERANCE = 1e-2
 RATIO_STEPS = 5
 RATIO_LOW, RATIO_HIGH = 1e-5, 1e-1
 DEAD_LIMIT = 0.5
@@ -182,10 +187,21 @@ def _overfits(model, x, y) -> Check:
 
 def _gradient_check(model, x, y, rng) -> Check:
     """Backprop against central differences (step 1e-6) on a few entries of each parameter,
-    in float64 and evaluation mode (no dropout masks; batch norm on its statistics)."""
+    in float64 and evaluation mode (no dropout masks; batch norm on its statistics).
+
+    Central differences are wrong across a kink (a ReLU's input crossing 0, a max-pooling
+    window changing its maximum), and images with a zero background and zero-initialised
+    biases put many units at one: nudging the first convolution's bias moves every background
+    unit, and some cross (the check used to report a relative error of 1.0 on Fashion-MNIST's
+    CNN). So, as the lectures advise, the inputs get a little noise (σ = 0.01), which moves the
+    units off the kink itself, and an entry whose one-sided differences disagree (a kink within
+    ±ε) is not compared, and is counted in the result."""
     twin = _copy(model, np.float64)
     twin.eval()
-    x64 = Tensor(x.astype(np.float64))
+    x64 = x.astype(np.float64)
+    if np.issubdtype(x64.dtype, np.floating):
+        x64 = x64 + KINK_NOISE * rng.standard_normal(x64.shape)
+    x64 = Tensor(x64)
 
     def loss() -> Tensor:
         return twin.loss(Tensor(y), twin(x64))
@@ -194,27 +210,38 @@ def _gradient_check(model, x, y, rng) -> Check:
     for parameter in parameters:
         parameter.grad = None
     loss().backward()
-    worst = 0.0
+    worst, at_kinks = 0.0, 0
     for parameter in parameters:
         flat = parameter.data.reshape(-1)
         analytic = parameter.grad.numpy().reshape(-1)
         for j in rng.choice(flat.size, size=min(GRADCHECK_ENTRIES, flat.size), replace=False):
             numeric = _central_difference(loss, flat, j)
+            if numeric is None:
+                at_kinks += 1
+                continue
             error = abs(analytic[j] - numeric) / max(abs(analytic[j]) + abs(numeric), 1e-8)
             worst = max(worst, error)
+    skipped = f" ({at_kinks} entries at a kink not compared)" if at_kinks else ""
     return Check("gradient check", worst < GRADCHECK_TOLERANCE, f"max relative error "
-                 f"{worst:.1e}", f"< {GRADCHECK_TOLERANCE:g}, float64")
+                 f"{worst:.1e}{skipped}", f"< {GRADCHECK_TOLERANCE:g}, float64")
 
 
-def _central_difference(loss, flat: np.ndarray, j: int, eps: float = 1e-6) -> float:
-    """(L(θ + ε) − L(θ − ε)) / 2ε for entry ``j`` of ``flat`` (a view of a parameter)."""
+def _central_difference(loss, flat: np.ndarray, j: int, eps: float = 1e-6) -> float | None:
+    """(L(θ + ε) − L(θ − ε)) / 2ε for entry ``j`` of ``flat`` (a view of a parameter), or None
+    when the one-sided differences (L(θ ± ε) − L(θ)) / ±ε disagree beyond rounding: the loss
+    has a kink within ±ε there, and no difference quotient stands for the gradient."""
     original = flat[j]
     with chainrule.no_grad():
+        centre = float(loss().item())
         flat[j] = original + eps
         plus = float(loss().item())
         flat[j] = original - eps
         minus = float(loss().item())
     flat[j] = original
+    forward, backward = (plus - centre) / eps, (centre - minus) / eps
+    rounding = 8 * np.finfo(np.float64).eps * max(abs(centre), 1.0) / eps
+    if abs(forward - backward) > KINK_TOLERANCE * (abs(forward) + abs(backward)) + rounding:
+        return None
     return (plus - minus) / (2 * eps)
 
 

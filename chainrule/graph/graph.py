@@ -14,7 +14,7 @@ from chainrule import backend
 from chainrule._config import get_default_dtype
 from chainrule.autograd.engine import backward
 from chainrule.autograd.function import constant, current_recorder, set_recorder
-from chainrule.graph.trace import CAPTURE, STAND_IN, Node, OpNode, Trace
+from chainrule.graph.trace import CAPTURE, STAND_IN, Node, OpNode, Trace, link_step
 from chainrule.tensor import Tensor
 
 
@@ -218,16 +218,8 @@ class GradientsNode(Node):
             leaf = tensors[h] = wrap(value[h], None)
             leaf.requires_grad = True
         for step in self.steps:
-            fn = step.function
-            fn.inputs = tuple([tensors[h] if h in tensors else wrap(value[h], None)
-                               for h in step.inputs])
-            fn._versions = ()  # this run's arrays: nothing was modified in place since
-            outs = [wrap(value[h], fn, i) for i, h in enumerate(step.outputs)]
-            if fn.multi_output:
-                fn.output_meta = [(y.data.shape, y.data.dtype) for y in outs]
-            if fn.keeps_output:
-                fn._keep_outputs(outs)
-            for h, t in zip(step.outputs, outs):
+            inputs = [tensors[h] if h in tensors else wrap(value[h], None) for h in step.inputs]
+            for h, t in zip(step.outputs, link_step(step, inputs, value)):
                 tensors[h] = t
         outputs, seeds = [], []
         for y, g in zip(self.ys, self.grad_ys):

@@ -38,7 +38,7 @@ from chainrule import backend
 from chainrule._config import flags
 from chainrule.autograd.engine import backward as engine_backward
 from chainrule.autograd.function import constant
-from chainrule.graph.trace import CAPTURE, COMPUTED, INPUT, Node, OpNode, Trace
+from chainrule.graph.trace import CAPTURE, COMPUTED, INPUT, Node, OpNode, Trace, link_step
 from chainrule.tensor import Tensor
 
 
@@ -284,7 +284,6 @@ def link(trace: JitTrace, steps, value: dict) -> dict:
     wrap = Tensor._from_op
     tensors: dict[int, Tensor] = {}
     for step in steps:
-        fn = step.function
         inputs = []
         for h in step.inputs:
             t = tensors.get(h)
@@ -298,16 +297,7 @@ def link(trace: JitTrace, steps, value: dict) -> dict:
                     t = wrap(value[h], None)
                 tensors[h] = t
             inputs.append(t)
-        fn.inputs = tuple(inputs)
-        fn._versions = ()  # this run's arrays: nothing was modified in place since
-        outs = [wrap(value[h], fn, i) for i, h in enumerate(step.outputs)]
-        for t in outs:
-            t.requires_grad = True
-        if fn.multi_output:
-            fn.output_meta = [(y.data.shape, y.data.dtype) for y in outs]
-        if fn.keeps_output:
-            fn._keep_outputs(outs)
-        for h, t in zip(step.outputs, outs):
+        for h, t in zip(step.outputs, link_step(step, inputs, value)):
             tensors[h] = t
     return tensors
 

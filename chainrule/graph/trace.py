@@ -112,6 +112,22 @@ class BatchReshapeNode(OpNode):
         return (self.function.forward(x),)
 
 
+def link_step(step: OpNode, inputs, value: dict) -> list:
+    """Wire a recorded op to this run's arrays as the engine's backward expects: its inputs are
+    the Tensors ``inputs``, its outputs new thin Tensors around ``value``'s arrays (returned),
+    kept when the op keeps its output. The Function's forward ran earlier in the same run, so
+    what it saved is this run's (a replayed backward: ``gradients``, ``chainrule.jit``)."""
+    fn = step.function
+    fn.inputs = tuple(inputs)
+    fn._versions = ()  # this run's arrays: nothing was modified in place since
+    outs = [Tensor._from_op(value[h], fn, i) for i, h in enumerate(step.outputs)]
+    if fn.multi_output:
+        fn.output_meta = [(y.data.shape, y.data.dtype) for y in outs]
+    if fn.keeps_output:
+        fn._keep_outputs(outs)
+    return outs
+
+
 def _as_array(y):
     """NumPy returns scalars for 0-d results; the engine makes them 0-d arrays, and so do we."""
     if type(y) is not np.ndarray and backend.device_of(y) == "cpu":

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from chainrule import functional as F
 from chainrule.layers import _checks as check
 from chainrule.layers.base import _SameShapeLayer
+from chainrule.ops.nn import Dropout as DropoutOp
 
 
 class Dropout(_SameShapeLayer):
@@ -37,8 +37,12 @@ class Dropout(_SameShapeLayer):
     def forward(self, x):
         if not self.training or self.rate == 0.0:
             return x
-        seed = None if self._generator is None else int(self._generator.integers(2**63))
-        return F.dropout(x, self.rate, training=True, seed=seed)
+        # the op asks for the next seed when it runs (a replayed trace draws a new mask too)
+        return DropoutOp(self.rate, seed_source=self._next_seed)(x)
+
+    def _next_seed(self) -> int | None:
+        """A seed from the layer's own generator, or None (chainrule's generator draws)."""
+        return None if self._generator is None else int(self._generator.integers(2**63))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}

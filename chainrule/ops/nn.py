@@ -401,19 +401,21 @@ class SigmoidCrossEntropy(Function):
 class Dropout(Function):
     """Inverted dropout: y = x ⊙ m / (1 − p) with m_i ~ Bernoulli(1 − p);  ∂y/∂x = m / (1 − p).
 
-    The mask is drawn inside forward, from chainrule's generator (or a new generator of
-    ``seed``), so a replayed trace draws a fresh mask on every run, in the order define-by-run
-    draws them: the same seed gives the same masks either way.
+    The mask is drawn inside forward, from chainrule's generator, or from a new generator of a
+    seed: ``seed`` itself, or one that ``seed_source()`` gives on every forward (a seeded
+    Dropout layer's next seed). So a replayed trace draws a fresh mask on every run, in the
+    order define-by-run draws them: the same seed gives the same masks either way.
     """
 
     saved_inputs = ()
     pure = False
 
-    def __init__(self, rate: float, seed=None):
-        self.rate, self.seed = rate, seed
+    def __init__(self, rate: float, seed=None, seed_source=None):
+        self.rate, self.seed, self.seed_source = rate, seed, seed_source
 
     def forward(self, x):
-        generator = np.random.default_rng(self.seed) if self.seed is not None else get_generator()
+        seed = self.seed if self.seed_source is None else self.seed_source()
+        generator = np.random.default_rng(seed) if seed is not None else get_generator()
         draw_dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
         keep = generator.random(x.shape, dtype=draw_dtype) >= self.rate
         mask = keep.astype(x.dtype)

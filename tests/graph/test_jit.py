@@ -262,3 +262,14 @@ def test_the_jit_example_of_the_docs_runs(capsys):
                  if "@cr.jit" in b)
     exec(block, {})
     assert capsys.readouterr().out == "(49, 1, 1)\n"
+
+
+def test_a_seeded_dropout_layer_draws_a_new_mask_on_every_replay():
+    """The layer's own generator is read by the op when it runs, so replays follow the same
+    sequence of masks as eager calls (not the traced call's mask again)."""
+    x = cr.tensor(np.ones((4, 30)))
+    eager_layer, traced_layer = L.Dropout(0.5, seed=7), L.Dropout(0.5, seed=7)
+    step = cr.jit(lambda t: traced_layer(t))
+    for _ in range(3):
+        np.testing.assert_array_equal(step(x).numpy(), eager_layer(x).numpy())
+    assert step.cache_info().hits == 2

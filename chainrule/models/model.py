@@ -196,7 +196,12 @@ class Model(Layer, metaclass=_ModelType):
         self.compiled_metrics = None
         self.compiled = True
         self._ready = False
-        self.jit = bool(jit) or jit_compile is True
+        if not isinstance(jit, bool):
+            raise TypeError(f"compile: jit must be True or False, got {jit!r}")
+        if jit_compile not in (None, True, False, "auto"):
+            raise ValueError(f"compile: jit_compile must be True, False or 'auto' (Keras's), "
+                             f"got {jit_compile!r}")
+        self.jit = jit or jit_compile is True
         self._traced = None
 
     @property

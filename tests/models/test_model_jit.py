@@ -79,6 +79,14 @@ def test_keras_jit_compile_true_means_jit():
     assert not model.jit
 
 
+def test_bad_jit_arguments_are_refused_by_name():
+    model = _mlp()
+    with pytest.raises(TypeError, match="compile: jit must be True or False, got 'yes'"):
+        model.compile(optimizer="sgd", loss="mse", jit="yes")
+    with pytest.raises(ValueError, match="jit_compile must be True, False or 'auto'"):
+        model.compile(optimizer="sgd", loss="mse", jit_compile="xla")
+
+
 def test_a_copy_of_a_jit_model_traces_its_own_weights():
     model, *_ = _train("mlp", jit=True, epochs=1)
     clone = copy.deepcopy(model)

@@ -37,6 +37,8 @@ def flush_denormals(enabled: bool = True) -> bool:
     False
     """
     global _flushing
+    if not isinstance(enabled, (bool, np.bool_)):
+        raise TypeError(f"kernels.flush_denormals: enabled must be True or False, got {enabled!r}")
     previous, _flushing = _flushing, bool(enabled)
     return previous
 

@@ -179,3 +179,9 @@ def test_nan_is_not_flushed(each_kernels):
     buffer = np.zeros(3, np.float32)
     kernels.momentum_update(param, buffer, np.zeros(3, np.float32), 0.9, 0.1)
     np.testing.assert_array_equal(param, [np.nan, 0.0, 1.0])
+
+
+def test_flush_denormals_refuses_what_is_not_a_bool():
+    with pytest.raises(TypeError, match="flush_denormals: enabled must be True or False, got 'no'"):
+        kernels.flush_denormals("no")
+    assert kernels.flushes_denormals()

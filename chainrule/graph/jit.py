@@ -188,6 +188,10 @@ class JitTrace(Trace):
         be retained (the recorded ops are replayed)."""
         h = self.handle(tensor)
         if h is None or self.kind[h] != COMPUTED:
+            warnings.warn(
+                f"jit({self.fn_name}): backward() on a tensor of shape {tuple(tensor.shape)} "
+                "that no op of the trace computed (an argument or a leaf): it runs on this call "
+                "only, and replays do not repeat it", JitWarning, stacklevel=4)
             return bool(retain_graph)
         if create_graph:
             raise NotImplementedError(

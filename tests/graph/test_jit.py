@@ -236,6 +236,16 @@ def test_arguments_a_trace_cannot_take_are_refused():
         cr.jit(lambda a, b: a + b)(x, x)
 
 
+def test_backward_on_a_leaf_inside_a_trace_warns():
+    def fn(x):
+        x.sum().backward()  # recorded: a Sum op of the trace
+        x.backward(cr.tensor(np.ones(2)))  # on the argument itself: not replayable
+        return x
+
+    with pytest.warns(JitWarning, match=r"backward\(\) on a tensor of shape \(2,\) that no op"):
+        cr.jit(fn)(cr.tensor([1.0, 2.0], requires_grad=True))
+
+
 def test_backward_with_create_graph_cannot_be_traced():
     def fn(x):
         (x * x).sum().backward(create_graph=True)

@@ -15,6 +15,20 @@ counts read and two set through threadpoolctl, measured in a loop on an idle 2-c
 with OpenBLAS; 13-24 µs right after a 2-thread product on a loaded one), against milliseconds
 of convolution; a nested entry, already in effect, returns at once (~0.8 µs instead of 2.3 µs).
 
+**BLAS's spinning workers.** Capping BLAS to one thread does not stop a worker that is already
+awake: OpenBLAS's workers busy-wait for new work for 2²⁸ cycles (~0.1 s) after every product
+they helped with, whatever the thread count is set to since. In a CNN step the Dense head's
+2-thread products come milliseconds before the next convolution, so the worker spins on the
+core the convolution's second thread needs: ``bench/cnn.py``'s step took 43 ms instead of 30 ms
+(the same step with the spin switched off by ``OPENBLAS_THREAD_TIMEOUT=4`` when NumPy loads:
+30 ms, with the Dense products still on two threads). So :func:`own_threads` also sends
+OpenBLAS's workers to sleep when it takes the cores (:func:`_quiet_blas_workers`: OpenBLAS's
+own ``blas_thread_shutdown_``, what it runs before a ``fork``; the next product that wants
+threads starts them again, ~0.2 ms). That step is then 31 ms, and an MLP epoch, whose
+products keep their spinning workers between steps, is unchanged (0.56 s). It is done only
+while no other thread of the program could be inside a BLAS call (see
+:func:`_quiet_blas_workers`) and can be switched off with ``CHAINRULE_QUIET_BLAS=0``.
+
 On a machine whose cores other processes keep busy, BLAS's second thread can wait
 milliseconds to be scheduled (a 128 × 3136 by 3136 × 128 product: 0.5 ms in a tight loop, 10-100 ms
 inside a CNN step at load 4-8 on 2 cores, 0.9 ms on one thread). A loop that runs there can
@@ -28,6 +42,7 @@ context managers change nothing.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import threading
 from concurrent import futures
@@ -70,6 +85,49 @@ def blas_threads(count: int):
             library.set_num_threads(previous)
 
 
+# -- BLAS's spinning workers ----------------------------------------------------------------------
+
+_worker_shutdowns = None  # OpenBLAS's blas_thread_shutdown_ of each loaded OpenBLAS, found once
+
+
+def _openblas_shutdowns() -> list:
+    global _worker_shutdowns
+    if _worker_shutdowns is None:
+        _worker_shutdowns = []
+        if os.environ.get("CHAINRULE_QUIET_BLAS", "1") != "0":
+            for library in _blas():
+                if library.internal_api != "openblas":
+                    continue
+                try:
+                    shutdown = ctypes.CDLL(library.filepath).blas_thread_shutdown_
+                except (OSError, AttributeError):  # a build without it: the spin stays
+                    continue
+                shutdown.restype = ctypes.c_int
+                _worker_shutdowns.append(shutdown)
+    return _worker_shutdowns
+
+
+def _quiet_blas_workers() -> None:
+    """Send OpenBLAS's worker threads to sleep (they stop busy-waiting and exit; its next
+    threaded product starts them again), so that chainrule's threads get the cores.
+
+    Skipped while the program has another thread that could be inside a BLAS call: stopping
+    the workers under it would wait on it forever. Threads that are not ours count, unless
+    they are daemons (an interpreter's or notebook's service threads; a thread started with
+    ``threading.Thread`` or a ``ThreadPoolExecutor`` is not one) or idle in chainrule's pool.
+    """
+    shutdowns = _openblas_shutdowns()
+    if not shutdowns:
+        return
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not current and not thread.daemon and not thread.name.startswith(
+                _POOL_NAME):
+            return
+    for shutdown in shutdowns:
+        shutdown()
+
+
 # -- chainrule's own threads ---------------------------------------------------------------------
 
 _workers = 1  # threads the kernels may use: more than 1 only inside own_threads()
@@ -97,6 +155,7 @@ def own_threads(count: int | None = None):
     if count is None:
         count = previous if previous > 1 else min(lib.get_num_threads() for lib in libraries)
     with blas_threads(1):
+        _quiet_blas_workers()
         _workers = max(1, int(count))
         try:
             yield

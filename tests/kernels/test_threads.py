@@ -117,3 +117,96 @@ def test_a_nested_count_applies_inside_and_the_outer_one_returns():
 def test_the_thread_tools_are_reexported_from_kernels():
     for name in ("blas_threads", "own_threads", "workers", "run_each", "split"):
         assert getattr(kernels, name) is getattr(threads, name), name
+
+
+# -- BLAS's spinning workers ----------------------------------------------------------------------
+
+QUIET_SCRIPT = """
+import os, numpy as np
+from chainrule import kernels
+from chainrule.kernels import threads
+def tasks():
+    return len(os.listdir("/proc/self/task"))
+a = np.ones((600, 600), np.float32)
+kernels.blas_threads  # imported
+libraries = threads._blas()
+assert libraries and libraries[0].internal_api == "openblas", "not OpenBLAS"
+assert libraries[0].get_num_threads() == 2, "BLAS has not 2 threads"
+before = tasks()
+a @ a
+awake = tasks()
+with kernels.own_threads():
+    inside = tasks()
+product = a @ a
+after = tasks()
+print(before, awake, inside, after, float(product[0, 0]))
+"""
+
+
+def _blas_worker_counts(environment):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="2", **environment)
+    result = subprocess.run([sys.executable, "-c", QUIET_SCRIPT], capture_output=True,
+                            text=True, env=env, timeout=120)
+    if "not OpenBLAS" in result.stderr or "BLAS has not 2 threads" in result.stderr:
+        pytest.skip("needs NumPy on OpenBLAS with 2 threads")
+    assert result.returncode == 0, result.stderr
+    return [float(value) for value in result.stdout.split()]
+
+
+def test_own_threads_sends_openblas_workers_to_sleep_and_the_next_product_wakes_them():
+    pytest.importorskip("threadpoolctl")
+    if not threads._blas() or threads._blas()[0].internal_api != "openblas":
+        pytest.skip("needs NumPy on OpenBLAS")
+    awake, inside, after, value = _blas_worker_counts({})[1:]
+    assert inside == awake - 1  # OpenBLAS's worker is gone: it no longer spins on a core
+    assert after == awake  # and came back for the next 2-thread product, which is right
+    assert value == 600.0
+    quiet_off = _blas_worker_counts({"CHAINRULE_QUIET_BLAS": "0"})
+    assert quiet_off[2] == quiet_off[1]  # the switch leaves the worker alone
+
+
+def test_the_workers_are_left_alone_while_another_thread_could_be_in_blas(monkeypatch):
+    import threading
+
+    calls = []
+    monkeypatch.setattr(threads, "_worker_shutdowns", [lambda: calls.append(1)])
+    monkeypatch.setattr(threads, "_blas_libraries", threads._blas() or [_FakeBlas()])
+    release = threading.Event()
+    user_thread = threading.Thread(target=release.wait)  # not a daemon: it could run BLAS
+    user_thread.start()
+    try:
+        with kernels.own_threads(2):
+            pass
+        assert calls == []
+    finally:
+        release.set()
+        user_thread.join()
+    others = [t for t in threading.enumerate()
+              if t is not threading.current_thread() and not t.daemon
+              and not t.name.startswith(threads._POOL_NAME)]
+    if others:
+        pytest.skip(f"the test runner has threads of its own: {others}")
+    with kernels.own_threads(2):
+        assert calls == [1]
+        with kernels.own_threads():  # nested: already quiet
+            pass
+    assert calls == [1]
+
+
+class _FakeBlas:
+    """A BLAS controller for machines whose BLAS threadpoolctl cannot see."""
+
+    internal_api = "openblas"
+
+    def __init__(self):
+        self.count = 2
+
+    def get_num_threads(self):
+        return self.count
+
+    def set_num_threads(self, count):
+        self.count = count

@@ -25,10 +25,10 @@ Each layer has two implementations of its time loop that compute the same functi
   keeps the gates of every step; backward runs BPTT in a reverse loop on arrays and forms the
   weight gradients at the end, in one matrix product over all steps (∂L/∂W = Xᵀ·∂L/∂Z,
   ∂L/∂U = H_{t−1}ᵀ·∂L/∂Z). No graph node per step: that is what makes it fast. It is first order
-  only (``differentiable_backward = False``) and is tested against the unrolled loop. Inside
-  ``kernels.own_threads()`` the fused LSTM also deals the batch's rows out in blocks to
-  chainrule's threads: rows never meet inside the loop, so each block runs its own time loop,
-  and only the weight gradients add up.
+  only (``differentiable_backward = False``) and is tested against the unrolled loop. The fused
+  LSTM also deals the batch's rows out in blocks to chainrule's threads (inside
+  ``kernels.own_threads()``, which it enters itself): rows never meet inside the loop, so each
+  block runs its own time loop, and only the weight gradients add up.
 
 Exploding gradients through long loops are cured by clipping the gradient norm (see
 ``chainrule.optimizers.clip_grad_norm``); vanishing ones by the LSTM's additive cell state
@@ -46,6 +46,8 @@ every step (batch, time, units) and the final state(s).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 
@@ -463,11 +465,19 @@ class _LSTMRows:
         return self.operands[:steps].reshape(steps * rows, -1).T @ dz
 
 
+def _lstm_threads(x):
+    """:func:`chainrule.kernels.own_threads` for a batch of NumPy rows that two blocks can
+    share (≥ 2·``LSTM_MIN_ROWS``); otherwise nothing: one block runs its products on BLAS's
+    threads."""
+    if backend.get_array_module(x) is np and x.shape[0] >= 2 * LSTM_MIN_ROWS:
+        return kernels.own_threads()
+    return contextlib.nullcontext()
+
+
 def _row_blocks(x) -> list[_LSTMRows]:
-    """x's batch cut into one block of rows per thread that chainrule's kernels may use now:
-    one block outside :func:`chainrule.kernels.own_threads`, where BLAS has the threads. (Not
-    entered here: a step whose other products run on BLAS's threads leaves BLAS's idle worker
-    spinning on the core a second block would need, 45 instead of 38 ms a char-LSTM step.)"""
+    """x's batch cut into one block of rows per thread that chainrule's kernels may use now
+    (one outside :func:`chainrule.kernels.own_threads`, which the op enters itself for a batch
+    large enough: :func:`_lstm_threads`)."""
     batch = x.shape[0]
     count = 1
     if backend.get_array_module(x) is np:
@@ -492,9 +502,9 @@ class LSTMSequence(_FusedSequence):
         ∂i = ∂c_t ⊙ ĉ    ∂f = ∂c_t ⊙ c_{t−1}    ∂ĉ = ∂c_t ⊙ i    ∂c_{t−1} = ∂c_t ⊙ f
         ∂z_t = [∂i, ∂f, ∂ĉ, ∂o] ⊙ [σ′, σ′, tanh′, σ′]     ∂h_{t−1} = ∂z_t·Uᵀ (+ its own output's)
 
-    with σ′ = σ(1 − σ) and tanh′ = 1 − tanh², read off the stored gates. Inside
-    :func:`chainrule.kernels.own_threads` (entered by the training loop) the batch's rows run in
-    blocks on chainrule's threads (:class:`_LSTMRows`), BLAS on one thread each.
+    with σ′ = σ(1 − σ) and tanh′ = 1 − tanh², read off the stored gates. The op enters
+    :func:`chainrule.kernels.own_threads` itself, and the batch's rows run in blocks on
+    chainrule's threads (:class:`_LSTMRows`), BLAS on one thread each.
     """
 
     def forward(self, x, h0, c0, kernel, recurrent_kernel, bias):
@@ -505,9 +515,10 @@ class LSTMSequence(_FusedSequence):
         weights = xp.concatenate([kernel, bias[None]]) * scale, recurrent_kernel * scale
         outputs = (xp.empty((batch, steps, units), dtype=x.dtype),
                    xp.empty_like(h0), xp.empty_like(c0))
-        self.blocks = _row_blocks(x)
-        kernels.run_each(lambda k: self.blocks[k].forward(
-            x, h0, c0, *weights, scale, shift, outputs), len(self.blocks))
+        with _lstm_threads(x):
+            self.blocks = _row_blocks(x)
+            kernels.run_each(lambda k: self.blocks[k].forward(
+                x, h0, c0, *weights, scale, shift, outputs), len(self.blocks))
         return outputs
 
     def backward(self, gys):
@@ -518,9 +529,10 @@ class LSTMSequence(_FusedSequence):
             self.forward(*(t.data for t in self.inputs))  # turned the gates into ∂L/∂z
         g_x = xp.empty_like(x.data) if x.requires_grad else None
         g_states = xp.empty_like(g_h), xp.empty_like(g_c)
-        terms = kernels.run_each(lambda k: self.blocks[k].backward(
-            g_sequence, g_h, g_c, kernel.data, recurrent_kernel.data, g_x, g_states),
-            len(self.blocks))
+        with _lstm_threads(g_h):
+            terms = kernels.run_each(lambda k: self.blocks[k].backward(
+                g_sequence, g_h, g_c, kernel.data, recurrent_kernel.data, g_x, g_states),
+                len(self.blocks))
         g_weights, features = _summed(terms), x.shape[-1]  # [∂L/∂W; ∂L/∂b; ∂L/∂U]
         return (
             Tensor(g_x) if g_x is not None else None,

@@ -136,20 +136,30 @@ _pool = None
 _pool_owner = None  # (pid, size): a forked child must not use its parent's (dead) threads
 
 
+#: Multiply-adds (or elements, for memory-bound work) below which :func:`own_threads` given
+#: ``work=`` changes nothing: taking the cores costs ~0.1 ms (BLAS's thread counts set twice,
+#: its worker stopped and started again), ~0.2-0.5 ms of such work on one thread.
+MIN_SHARED_WORK = 4_000_000
+
+
 @contextlib.contextmanager
-def own_threads(count: int | None = None):
+def own_threads(count: int | None = None, work: int | None = None):
     """Inside the block, BLAS runs on one thread and chainrule's kernels on ``count`` threads
     (default: as many as BLAS was using, so a cap set with :func:`blas_threads` holds).
 
     Entered by the ops whose time is in chainrule's own kernels rather than in BLAS products
-    (the Winograd and direct convolutions), around their own work. Nested, it keeps the
-    count in effect. The setting is the process's, like BLAS's own: two threads running such
-    ops at once share it.
+    (the Winograd and direct convolutions, the fused LSTM, a large optimizer step), around
+    their own work. ``work`` (multiply-adds) says how much there is: below
+    :data:`MIN_SHARED_WORK` the block runs as it is, on the caller's thread (a gradient check's
+    tiny convolutions ran 20 % slower taking the cores each time). Nested, it keeps the count
+    in effect. The setting is the process's, like BLAS's own: two threads running such ops at
+    once share it.
     """
     global _workers
     libraries = _blas()
-    if not libraries or (_workers > 1 and count in (None, _workers)):
-        yield  # nothing to cap, or already in effect
+    if (not libraries or (_workers > 1 and count in (None, _workers))
+            or (work is not None and work < MIN_SHARED_WORK)):
+        yield  # nothing to cap, already in effect, or not worth it
         return
     previous = _workers
     if count is None:

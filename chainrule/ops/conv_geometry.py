@@ -123,6 +123,11 @@ class ConvGeometry:
         """Inputs to one output: C·kh·kw."""
         return self.channels * self.kernel[0] * self.kernel[1]
 
+    @property
+    def multiply_adds(self) -> int:
+        """The work of the direct sum: N·OH·OW outputs per filter, F filters, C·kh·kw each."""
+        return self.batch * self.out_height * self.out_width * self.filters * self.patch
+
     def offsets(self):
         """The kernel taps (i, j) and where their windows start in the padded input."""
         (dh, dw) = self.dilation

@@ -465,12 +465,13 @@ class _LSTMRows:
         return self.operands[:steps].reshape(steps * rows, -1).T @ dz
 
 
-def _lstm_threads(x):
+def _lstm_threads(x, units: int):
     """:func:`chainrule.kernels.own_threads` for a batch of NumPy rows that two blocks can
-    share (≥ 2·``LSTM_MIN_ROWS``); otherwise nothing: one block runs its products on BLAS's
-    threads."""
-    if backend.get_array_module(x) is np and x.shape[0] >= 2 * LSTM_MIN_ROWS:
-        return kernels.own_threads()
+    share (≥ 2·``LSTM_MIN_ROWS``), given the step products' work (batch·steps·units·4·units);
+    otherwise nothing: one block runs its products on BLAS's threads."""
+    batch, steps = x.shape[:2]
+    if backend.get_array_module(x) is np and batch >= 2 * LSTM_MIN_ROWS:
+        return kernels.own_threads(work=batch * steps * units * 4 * units)
     return contextlib.nullcontext()
 
 
@@ -515,7 +516,7 @@ class LSTMSequence(_FusedSequence):
         weights = xp.concatenate([kernel, bias[None]]) * scale, recurrent_kernel * scale
         outputs = (xp.empty((batch, steps, units), dtype=x.dtype),
                    xp.empty_like(h0), xp.empty_like(c0))
-        with _lstm_threads(x):
+        with _lstm_threads(x, units):
             self.blocks = _row_blocks(x)
             kernels.run_each(lambda k: self.blocks[k].forward(
                 x, h0, c0, *weights, scale, shift, outputs), len(self.blocks))
@@ -529,7 +530,7 @@ class LSTMSequence(_FusedSequence):
             self.forward(*(t.data for t in self.inputs))  # turned the gates into ∂L/∂z
         g_x = xp.empty_like(x.data) if x.requires_grad else None
         g_states = xp.empty_like(g_h), xp.empty_like(g_c)
-        with _lstm_threads(g_h):
+        with _lstm_threads(x.data, g_h.shape[-1]):
             terms = kernels.run_each(lambda k: self.blocks[k].backward(
                 g_sequence, g_h, g_c, kernel.data, recurrent_kernel.data, g_x, g_states),
                 len(self.blocks))

@@ -210,3 +210,16 @@ class _FakeBlas:
 
     def set_num_threads(self, count):
         self.count = count
+
+
+def test_own_threads_for_little_work_changes_nothing(monkeypatch):
+    calls = []
+    monkeypatch.setattr(threads, "_worker_shutdowns", [lambda: calls.append(1)])
+    monkeypatch.setattr(threads, "_blas_libraries", [_FakeBlas()])
+    with kernels.own_threads(2, work=threads.MIN_SHARED_WORK - 1):
+        assert kernels.workers() == 1
+        assert threads._blas()[0].get_num_threads() == 2  # BLAS keeps its threads
+    with kernels.own_threads(2, work=threads.MIN_SHARED_WORK):
+        assert kernels.workers() == 2
+        assert threads._blas()[0].get_num_threads() == 1
+    assert threads._blas()[0].get_num_threads() == 2

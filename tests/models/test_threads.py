@@ -58,6 +58,7 @@ def test_dense_after_winograd_keeps_blas_threads(rng, monkeypatch):
         return forward(*args, **kwargs)
 
     monkeypatch.setattr(conv_winograd, "_forward", spy_forward)
+    monkeypatch.setattr(kernels.threads, "MIN_SHARED_WORK", 0)  # these sizes would not share
     model = winograd_cnn()
     dense = model.layers[-1]
     dense.seen.clear()  # (build ran a forward pass)

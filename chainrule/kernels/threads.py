@@ -24,8 +24,11 @@ core the convolution's second thread needs: ``bench/cnn.py``'s step took 43 ms i
 30 ms, with the Dense products still on two threads). So :func:`own_threads` also sends
 OpenBLAS's workers to sleep when it takes the cores (:func:`_quiet_blas_workers`: OpenBLAS's
 own ``blas_thread_shutdown_``, what it runs before a ``fork``; the next product that wants
-threads starts them again, ~0.2 ms). That step is then 31 ms, and an MLP epoch, whose
-products keep their spinning workers between steps, is unchanged (0.56 s). It is done only
+threads starts them again, ~0.1 ms), and once more when it gives them back, since restoring
+BLAS's thread count starts a fresh worker, which would spin on whatever runs next (PyTorch's
+threads in a benchmark ran 3-7x slower). That step is then 31-33 ms (0.65 ms of it for the
+second stop), and an MLP epoch, whose products keep their spinning workers between steps, is
+unchanged (0.59 s, in turn with and without). It is done only
 while no other thread of the program could be inside a BLAS call (see
 :func:`_quiet_blas_workers`) and can be switched off with ``CHAINRULE_QUIET_BLAS=0``.
 
@@ -164,13 +167,16 @@ def own_threads(count: int | None = None, work: int | None = None):
     previous = _workers
     if count is None:
         count = previous if previous > 1 else min(lib.get_num_threads() for lib in libraries)
-    with blas_threads(1):
-        _quiet_blas_workers()
-        _workers = max(1, int(count))
-        try:
-            yield
-        finally:
-            _workers = previous
+    try:
+        with blas_threads(1):
+            _quiet_blas_workers()
+            _workers = max(1, int(count))
+            try:
+                yield
+            finally:
+                _workers = previous
+    finally:
+        _quiet_blas_workers()  # giving BLAS its count back started its workers: they would spin
 
 
 def workers() -> int:

@@ -10,7 +10,11 @@ softmax cross-entropy, on Fashion-MNIST (float32 pixels / 255). All three start 
 initial weights and visit the same batches in the same order (one fixed permutation, then no
 shuffling), so they do the same arithmetic:
 
-1. one epoch at batch 128 (468 steps), alternating, medians of ``--repeats`` runs;
+1. one epoch at batch 128 (468 steps), alternating, medians of ``--repeats`` runs; then one
+   epoch as users run it: the whole training set (60,000 samples, the last batch partial) in
+   a fresh order each epoch, chainrule by ``fit``'s default ``shuffle=True``, PyTorch by a
+   plain loop over ``torch.randperm`` gathering each batch by its indices (what a
+   ``DataLoader(shuffle=True)`` without its per-sample collation does), NumPy likewise;
 2. batch size 1 (``BATCH1_STEPS`` steps): the per-step Python overhead, as steps/s;
 3. the test accuracy after each timed epoch, chainrule vs PyTorch: run r of every framework
    starts from the initial weights of seed r, and the means over the runs should agree to
@@ -66,8 +70,8 @@ class ChainruleMLP:
                                                                momentum=MOMENTUM),
                            loss=cr.losses.SparseCategoricalCrossentropy(from_logits=True))
 
-    def train(self, x, y, batch_size: int) -> None:
-        self.model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=False)
+    def train(self, x, y, batch_size: int, shuffle: bool = False) -> None:
+        self.model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=shuffle)
 
     def logits(self, x) -> np.ndarray:
         return self.model.predict(x, batch_size=1000)
@@ -93,11 +97,19 @@ class TorchMLP:
         self.optimizer = self.torch.optim.SGD(self.model.parameters(), lr=LEARNING_RATE,
                                               momentum=MOMENTUM)
 
-    def train(self, x, y, batch_size: int) -> None:
+    def train(self, x, y, batch_size: int, shuffle: bool = False) -> None:
+        """One epoch; with ``shuffle``, as a plain PyTorch loop does it: a fresh
+        ``torch.randperm`` and each batch gathered by its indices."""
         x, y = self.torch.from_numpy(x), self.torch.from_numpy(y)
+        order = self.torch.randperm(len(x)) if shuffle else None
         for start in range(0, len(x), batch_size):
+            if shuffle:
+                batch = order[start:start + batch_size]
+                xb, yb = x[batch], y[batch]
+            else:
+                xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             self.optimizer.zero_grad()
-            loss = self.loss(self.model(x[start:start + batch_size]), y[start:start + batch_size])
+            loss = self.loss(self.model(xb), yb)
             loss.backward()
             self.optimizer.step()
 
@@ -116,11 +128,16 @@ class NumpyMLP:
         self.params = [w.copy() for w in weights]
         self.velocity = [np.zeros_like(w) for w in weights]
 
-    def train(self, x, y, batch_size: int) -> None:
+    def train(self, x, y, batch_size: int, shuffle: bool = False) -> None:
         params, velocity = self.params, self.velocity
         kernels, biases = params[0::2], params[1::2]
+        order = np.random.default_rng().permutation(len(x)) if shuffle else None
         for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            if shuffle:
+                batch = order[start:start + batch_size]
+                xb, yb = x[batch], y[batch]
+            else:
+                xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             activations = [xb]
             for kernel, bias in zip(kernels[:-1], biases[:-1]):
                 h = activations[-1] @ kernel
@@ -167,10 +184,12 @@ def epoch_data(x, y, batch: int, steps: int):
     return np.ascontiguousarray(x[order]), y[order]
 
 
-def time_training(nets, x, y, batch: int, repeats: int, after=None) -> dict[str, float]:
+def time_training(nets, x, y, batch: int, repeats: int, after=None,
+                  shuffle: bool = False) -> dict[str, float]:
     """Median seconds of one pass over (x, y) per framework, alternating. Before its r-th run
     every framework starts from the initial weights of seed r (the same for all of them);
-    ``after(name, r)``, if given, sees what each run trained."""
+    ``after(name, r)``, if given, sees what each run trained; ``shuffle``: each pass in a
+    fresh order, as each framework's users shuffle (see the module's docstring)."""
     runs = dict.fromkeys(nets, 0)
 
     def start_afresh(name):
@@ -178,7 +197,7 @@ def time_training(nets, x, y, batch: int, repeats: int, after=None) -> dict[str,
         runs[name] += 1
 
     times = common.alternate(
-        {name: (lambda net=net: net.train(x, y, batch)) for name, net in nets.items()},
+        {name: (lambda net=net: net.train(x, y, batch, shuffle)) for name, net in nets.items()},
         repeats, setup=start_afresh, after=after)
     return {name: common.median(t) for name, t in times.items()}
 
@@ -210,6 +229,7 @@ def main(repeats: int) -> None:
 
     epoch = time_training(nets, x, y, BATCH, repeats, after=evaluate)
     accuracies = {name: float(np.mean(values)) for name, values in per_seed.items()}
+    as_users = time_training(nets, x_train, y_train, BATCH, repeats, shuffle=True)
     single = time_training(nets, x[:BATCH1_STEPS], y[:BATCH1_STEPS], 1, repeats)
     rss = {name: common.peak_rss_mb(["bench/mlp.py", "--child", name]) for name in FRAMEWORKS}
 
@@ -220,6 +240,10 @@ def main(repeats: int) -> None:
         [f"epoch, batch {BATCH} ({STEPS} steps), s", *(f"{epoch[n]:.2f}" for n in FRAMEWORKS),
          common.ratio(epoch["chainrule"], epoch["pytorch"]),
          common.ratio(epoch["chainrule"], epoch["numpy"])],
+        [f"epoch as users run it ({len(x_train):,} samples, shuffled), s",
+         *(f"{as_users[n]:.2f}" for n in FRAMEWORKS),
+         common.ratio(as_users["chainrule"], as_users["pytorch"]),
+         common.ratio(as_users["chainrule"], as_users["numpy"])],
         ["batch 1, steps/s (higher is better)", *(f"{rate[n]:.0f}" for n in FRAMEWORKS),
          common.ratio(single["chainrule"], single["pytorch"]),
          common.ratio(single["chainrule"], single["numpy"])],

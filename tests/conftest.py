@@ -29,6 +29,15 @@ def _seeded():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _blas_given_back():
+    """BLAS's threads as a fresh process has them: an op of the last test may hold them
+    (``kernels.own_threads(hold=True)``), which a test reading BLAS's counts would see."""
+    kernels.give_blas_back()
+    yield
+    kernels.give_blas_back()
+
+
 @pytest.fixture(params=kernels.available())
 def each_kernels(request):
     """Run the test once with each kernel implementation that can run here (NumPy, and Numba

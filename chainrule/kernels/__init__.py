@@ -38,7 +38,9 @@ import numpy as np
 
 from chainrule.kernels import reference
 from chainrule.kernels.threads import (  # noqa: F401 (re-exported: kernels.own_threads etc.)
+    blas_for,
     blas_threads,
+    give_blas_back,
     own_threads,
     run_each,
     split,

@@ -4,16 +4,20 @@ BLAS (OpenBLAS, MKL, ...) parallelises each product on threads of its own, which
 ~0.1 s after every product they helped with. Kernels of ours that run on several threads then
 find a core taken (a measured 13.4 vs 8.8 ms). So the two never mix: outside
 :func:`own_threads` BLAS has its threads and chainrule's kernels run on one; inside it BLAS
-runs on one thread (its workers fall asleep) and the kernels that can split their work do so
+runs on one thread (its workers stopped) and the kernels that can split their work do so
 on chainrule's pool (:func:`run_each`, :func:`split`, :func:`workers`).
 
-The op that runs a compiled kernel decides, around its own work only: the Winograd and direct
-convolutions enter :func:`own_threads` in their forward and backward passes, so the layers
-around them (a wide Dense layer's products) keep BLAS's threads, and a hand-written training
-loop runs as fast as ``Model.fit``. Entering it costs ~4.4 µs per op call (two BLAS thread
-counts read and two set through threadpoolctl, measured in a loop on an idle 2-core machine
-with OpenBLAS; 13-24 µs right after a 2-thread product on a loaded one), against milliseconds
-of convolution; a nested entry, already in effect, returns at once (~0.8 µs instead of 2.3 µs).
+The op that runs a compiled kernel decides: the Winograd and direct convolutions, max
+pooling, the fused LSTM and a large optimizer step enter :func:`own_threads` around their own
+work with ``hold=True``, and an op about to run a large BLAS product (a Dense layer, ``matmul``,
+an im2col convolution) calls :func:`blas_for`, which gives BLAS its threads back. So a wide
+Dense layer between convolutions runs on BLAS's threads, the convolutions on chainrule's, a
+hand-written training loop runs as fast as ``Model.fit``, and no model or layer decides.
+``hold=True`` leaves BLAS on one thread after the block, for the next op of the kind: a CNN
+step then switches twice (at its Dense head, and at the first convolution of backward) instead
+of twice per op, ~0.1-0.2 ms each (a measured 1.1 ms of a 33 ms step when every op switched).
+So after such an op, NumPy products of your own run on one BLAS thread until chainrule's next
+large product or :func:`give_blas_back`. A nested entry, already in effect, returns at once.
 
 **BLAS's spinning workers.** Capping BLAS to one thread does not stop a worker that is already
 awake: OpenBLAS's workers busy-wait for new work for 2²⁸ cycles (~0.1 s) after every product
@@ -21,16 +25,15 @@ they helped with, whatever the thread count is set to since. In a CNN step the D
 2-thread products come milliseconds before the next convolution, so the worker spins on the
 core the convolution's second thread needs: ``bench/cnn.py``'s step took 43 ms instead of 30 ms
 (the same step with the spin switched off by ``OPENBLAS_THREAD_TIMEOUT=4`` when NumPy loads:
-30 ms, with the Dense products still on two threads). So :func:`own_threads` also sends
-OpenBLAS's workers to sleep when it takes the cores (:func:`_quiet_blas_workers`: OpenBLAS's
-own ``blas_thread_shutdown_``, what it runs before a ``fork``; the next product that wants
-threads starts them again, ~0.1 ms), and once more when it gives them back, since restoring
-BLAS's thread count starts a fresh worker, which would spin on whatever runs next (PyTorch's
-threads in a benchmark ran 3-7x slower). That step is then 31-33 ms (0.65 ms of it for the
-second stop), and an MLP epoch, whose products keep their spinning workers between steps, is
-unchanged (0.59 s, in turn with and without). It is done only
-while no other thread of the program could be inside a BLAS call (see
-:func:`_quiet_blas_workers`) and can be switched off with ``CHAINRULE_QUIET_BLAS=0``.
+30 ms, with the Dense products still on two threads). So taking the cores also stops
+OpenBLAS's workers (:func:`_quiet_blas_workers`: OpenBLAS's own ``blas_thread_shutdown_``,
+what it runs before a ``fork``; the next product that wants threads starts them again,
+~0.1 ms), and a plain :func:`own_threads` block stops them once more when it gives BLAS its
+threads back, since restoring the count starts a fresh worker, which would spin on whatever
+runs next (PyTorch's threads in a benchmark ran 3-7x slower). An MLP epoch, whose products
+keep their spinning workers between steps, is unchanged (0.59 s, in turn with and without).
+The workers are stopped only while no other thread of the program could be inside a BLAS call
+(see :func:`_quiet_blas_workers`); ``CHAINRULE_QUIET_BLAS=0`` switches it off.
 
 On a machine whose cores other processes keep busy, BLAS's second thread can wait
 milliseconds to be scheduled (a 128 × 3136 by 3136 × 128 product: 0.5 ms in a tight loop, 10-100 ms
@@ -38,8 +41,8 @@ inside a CNN step at load 4-8 on 2 cores, 0.9 ms on one thread). A loop that run
 enter ``own_threads()`` around whole steps: BLAS then stays on one thread throughout, and the
 nested entries of the ops return at once.
 
-Needs threadpoolctl (the ``[fast]`` extra); without it BLAS cannot be capped, and both
-context managers change nothing.
+Needs threadpoolctl (a dependency of ``pip install chainrule``); without it BLAS cannot be
+capped, and both context managers change nothing.
 """
 
 from __future__ import annotations
@@ -139,24 +142,74 @@ _pool = None
 _pool_owner = None  # (pid, size): a forked child must not use its parent's (dead) threads
 
 
-#: Multiply-adds (or elements, for memory-bound work) below which :func:`own_threads` given
-#: ``work=`` changes nothing: taking the cores costs ~0.1 ms (BLAS's thread counts set twice,
-#: its worker stopped and started again), ~0.2-0.5 ms of such work on one thread.
+#: Multiply-adds (or their time's worth of other work) below which :func:`own_threads` given
+#: ``work=`` changes nothing: taking the cores costs ~0.1 ms (BLAS's thread counts set, its
+#: worker stopped and started again), ~0.2-0.5 ms of such work on one thread.
 MIN_SHARED_WORK = 4_000_000
+
+#: Multiply-adds m·k·n from which a product gets BLAS's threads back (:func:`blas_for`): OpenBLAS
+#: runs smaller GEMMs on one thread anyway (below 2 × 262,144 on 2 threads).
+THREADED_PRODUCT = 2 * 262_144
+
+_held = []  # [(BLAS library, its thread count)]: the counts chainrule's kernels took, to give back
+
+
+def _take_cores() -> bool:
+    """BLAS on one thread and its workers stopped, until :func:`give_blas_back`; False when the
+    kernels hold the cores already."""
+    if _held:
+        return False
+    for library in _blas():
+        count = library.get_num_threads()
+        if count > 1:
+            library.set_num_threads(1)
+            _held.append((library, count))
+    _quiet_blas_workers()
+    return True
+
+
+def give_blas_back() -> None:
+    """Give BLAS the threads that chainrule's kernels hold since an op took them
+    (``own_threads(hold=True)``); nothing when they hold none.
+
+    chainrule's ops do it themselves before a product large enough for BLAS's threads
+    (:func:`blas_for`). Call it after a hand-written loop whose last op was a convolution, an
+    LSTM or a large optimizer step, before NumPy work of your own that wants BLAS's threads
+    (until then BLAS runs it on one thread).
+    """
+    while _held:
+        library, count = _held.pop()
+        library.set_num_threads(count)
+
+
+def blas_for(multiply_adds: int) -> None:
+    """Called by an op just before a BLAS product of ``multiply_adds`` (m·k·n): gives BLAS its
+    threads back (:func:`give_blas_back`) when chainrule's kernels hold them, the product is
+    large enough to use them (:data:`THREADED_PRODUCT`) and no kernel is running (outside an
+    ``own_threads`` block). Costs one test when there is nothing to do."""
+    if _held and _workers == 1 and multiply_adds >= THREADED_PRODUCT:
+        give_blas_back()
 
 
 @contextlib.contextmanager
-def own_threads(count: int | None = None, work: int | None = None):
-    """Inside the block, BLAS runs on one thread and chainrule's kernels on ``count`` threads
-    (default: as many as BLAS was using, so a cap set with :func:`blas_threads` holds).
+def own_threads(count: int | None = None, work: int | None = None, hold: bool = False):
+    """Inside the block, BLAS runs on one thread (its spinning workers stopped) and
+    chainrule's kernels on ``count`` threads (default: as many as BLAS had, so a cap set with
+    :func:`blas_threads` holds).
 
     Entered by the ops whose time is in chainrule's own kernels rather than in BLAS products
-    (the Winograd and direct convolutions, the fused LSTM, a large optimizer step), around
-    their own work. ``work`` (multiply-adds) says how much there is: below
-    :data:`MIN_SHARED_WORK` the block runs as it is, on the caller's thread (a gradient check's
-    tiny convolutions ran 20 % slower taking the cores each time). Nested, it keeps the count
-    in effect. The setting is the process's, like BLAS's own: two threads running such ops at
-    once share it.
+    (the Winograd and direct convolutions, max pooling, the fused LSTM, a large optimizer
+    step), around their own work, with ``hold=True``: BLAS then stays on one thread after the
+    block, so that the next such op (a pooling after a convolution, the convolutions and the
+    update of a step) finds the cores taken already, and the first op with a large product
+    gives BLAS its threads back (:func:`blas_for`): two switches a CNN step instead of two per
+    op (1.1 ms of a 33 ms step). Without ``hold`` (a user's block around a whole loop) BLAS gets
+    its threads back on leaving, unless they were held before it.
+
+    ``work`` (multiply-adds) says how much there is: below :data:`MIN_SHARED_WORK` the block
+    runs as it is, on the caller's thread (a gradient check's tiny convolutions ran 20 %
+    slower taking the cores each time). Nested, it keeps the count in effect. The setting is
+    the process's, like BLAS's own: two threads running such ops at once share it.
     """
     global _workers
     libraries = _blas()
@@ -166,17 +219,17 @@ def own_threads(count: int | None = None, work: int | None = None):
         return
     previous = _workers
     if count is None:
-        count = previous if previous > 1 else min(lib.get_num_threads() for lib in libraries)
+        count = previous if previous > 1 else min(
+            [held for _, held in _held] or [lib.get_num_threads() for lib in libraries])
+    took = _take_cores()
+    _workers = max(1, int(count))
     try:
-        with blas_threads(1):
-            _quiet_blas_workers()
-            _workers = max(1, int(count))
-            try:
-                yield
-            finally:
-                _workers = previous
+        yield
     finally:
-        _quiet_blas_workers()  # giving BLAS its count back started its workers: they would spin
+        _workers = previous
+        if took and not hold:
+            give_blas_back()
+            _quiet_blas_workers()  # restoring the count started BLAS's workers: they would spin
 
 
 def workers() -> int:

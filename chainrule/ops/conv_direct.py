@@ -45,7 +45,7 @@ class Direct:
 
     def forward(self, x_cn, w, geom: ConvGeometry, bias=None, relu: bool = False):
         """y = Σ_taps W · shifted x + b (then max(0, ·) with ``relu``), as (F, N, OH, OW)."""
-        with kernels.own_threads(work=geom.multiply_adds):
+        with kernels.own_threads(work=geom.multiply_adds, hold=True):
             return _forward(x_cn, w, geom, bias, relu)
 
     def backward(self, gy_cn, x_cn, w, geom: ConvGeometry, relu_output=None, need_x=True,
@@ -54,7 +54,7 @@ class Direct:
         needed, else ∂L/∂W and ∂L/∂b in one pass over G."""
         if need_x:
             return IM2COL.backward(gy_cn, x_cn, w, geom, relu_output, need_x, need_w, need_b)
-        with kernels.own_threads(work=geom.multiply_adds):
+        with kernels.own_threads(work=geom.multiply_adds, hold=True):
             gw, gb = _kernel_gradient(gy_cn, x_cn, relu_output, geom)
         return None, gw if need_w else None, gb if need_b else None
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from chainrule import kernels
 from chainrule.ops.conv_geometry import ConvGeometry, conv_geometry, window
 
 #: Largest size in bytes of one chunk's im2col matrix and output. Chunks of 2-4 MB are the
@@ -199,6 +200,7 @@ class Im2col:
     def forward(self, x_cn, w, geom: ConvGeometry, bias=None, relu: bool = False):
         """Y = W @ im2col(x) + b, one product per chunk; ``relu`` takes max(0, ·) chunk by
         chunk while the output is in the cache."""
+        kernels.blas_for(geom.multiply_adds)
         dtype = np.result_type(x_cn.dtype, w.dtype)
         kernel = w.reshape(geom.filters, geom.patch).astype(dtype, copy=False)
         return correlate(x_cn, kernel, im2col_geometry(geom, dtype.itemsize), bias, relu=relu)
@@ -214,6 +216,7 @@ class Im2col:
 
         With ``relu_output`` (a fused ReLU's y), G = ∂L/∂y ⊙ [y > 0].
         """
+        kernels.blas_for(geom.multiply_adds)
         gy_cn = masked_by_relu(gy_cn, relu_output)
         dtype = np.result_type(x_cn.dtype, w.dtype)
         gx_cn = gw = None

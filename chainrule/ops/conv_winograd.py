@@ -65,14 +65,14 @@ class Winograd:
     def forward(self, x_cn, w, geom: ConvGeometry, bias=None, relu: bool = False):
         """Y = Aᵀ [U ⊙ V] A per tile, summed over the channels, + b (then max(0, ·) with
         ``relu``), as (F, N, OH, OW)."""
-        with kernels.own_threads(work=geom.multiply_adds):
+        with kernels.own_threads(work=geom.multiply_adds, hold=True):
             return _forward(x_cn, w, geom, bias, relu)
 
     def backward(self, gy_cn, x_cn, w, geom: ConvGeometry, relu_output=None, need_x=True,
                  need_w=True, need_b=True):
         """(∂L/∂x, ∂L/∂W, ∂L/∂b) from ∂M = A ∂Y Aᵀ: ∂W = Gᵀ (Σ ∂M @ Vᵀ) G and
         ∂d = B (Uᵀ @ ∂M) Bᵀ; each None unless asked for."""
-        with kernels.own_threads(work=geom.multiply_adds):
+        with kernels.own_threads(work=geom.multiply_adds, hold=True):
             return _backward(gy_cn, x_cn, w, geom, relu_output, need_x, need_w, need_b)
 
 

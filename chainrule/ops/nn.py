@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from chainrule import backend
+from chainrule import backend, kernels
 from chainrule._config import flags
 from chainrule.autograd.function import Function, constant
 from chainrule.ops.elementwise import exp, relu_gradient, sigmoid, tanh, where
@@ -55,6 +55,7 @@ class Linear(Function):
         self.relu = self.keeps_output = relu
 
     def forward(self, x, w, b=None):
+        kernels.blas_for(x.size * w.shape[1])
         y = x.reshape(-1, x.shape[-1]) @ w
         if b is not None:
             y += b
@@ -69,6 +70,7 @@ class Linear(Function):
             return self._recorded_backward(gy)
         x, w = self.inputs[0], self.inputs[1]
         g2 = gy.data.reshape(-1, w.shape[1])
+        kernels.blas_for(g2.size * w.shape[0])
         gx = gw = gb = None
         if x.requires_grad:
             gx = constant((g2 @ w.data.T).reshape(x.shape))

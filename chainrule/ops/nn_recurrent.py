@@ -471,7 +471,8 @@ def _lstm_threads(x, units: int):
     otherwise nothing: one block runs its products on BLAS's threads."""
     batch, steps = x.shape[:2]
     if backend.get_array_module(x) is np and batch >= 2 * LSTM_MIN_ROWS:
-        return kernels.own_threads(work=batch * steps * units * 4 * units)
+        return kernels.own_threads(work=batch * steps * units * 4 * units, hold=True)
+    kernels.blas_for(batch * steps * units * 4 * units)  # one block: its products on BLAS
     return contextlib.nullcontext()
 
 

@@ -339,7 +339,7 @@ class Optimizer:
             for job in jobs:
                 self.update_step(*job)
             return
-        with kernels.own_threads():  # BLAS's threads sleep while ours work
+        with kernels.own_threads(hold=True):  # BLAS's threads sleep while ours work
             elements = sum(job[1].size for job in jobs)
             threads = min(kernels.workers(), len(jobs), elements // PARALLEL_ELEMENTS_PER_THREAD)
             pending = collections.deque(sorted(jobs, key=lambda job: -job[1].size))

@@ -224,3 +224,57 @@ def test_own_threads_for_little_work_changes_nothing(monkeypatch):
         assert kernels.workers() == 2
         assert threads._blas()[0].get_num_threads() == 1
     assert threads._blas()[0].get_num_threads() == 2
+
+
+# -- ops that hold the cores ----------------------------------------------------------------------
+
+
+def test_a_held_block_keeps_blas_on_one_thread_until_a_large_product(monkeypatch):
+    monkeypatch.setattr(threads, "_worker_shutdowns", [])
+    monkeypatch.setattr(threads, "_blas_libraries", [_FakeBlas()])
+    monkeypatch.setattr(threads, "_held", [])
+    blas = threads._blas()[0]
+    with kernels.own_threads(hold=True):
+        assert (blas.get_num_threads(), kernels.workers()) == (1, 2)
+        kernels.blas_for(10**9)  # inside: the kernels keep the cores
+        assert blas.get_num_threads() == 1
+    assert (blas.get_num_threads(), kernels.workers()) == (1, 1)  # held for the next op
+    with kernels.own_threads(hold=True):  # the next one finds the cores taken
+        assert kernels.workers() == 2  # as many as BLAS had, not its held count of 1
+    with kernels.own_threads():  # nor does a plain block give back what it did not take
+        pass
+    assert blas.get_num_threads() == 1
+    kernels.blas_for(threads.THREADED_PRODUCT - 1)  # a product BLAS runs on one thread anyway
+    assert blas.get_num_threads() == 1
+    kernels.blas_for(threads.THREADED_PRODUCT)
+    assert blas.get_num_threads() == 2
+    kernels.blas_for(10**9)  # nothing held: nothing to do
+    kernels.give_blas_back()
+    assert blas.get_num_threads() == 2
+
+
+def test_a_plain_block_gives_back_what_it_took(monkeypatch):
+    monkeypatch.setattr(threads, "_worker_shutdowns", [])
+    monkeypatch.setattr(threads, "_blas_libraries", [_FakeBlas()])
+    monkeypatch.setattr(threads, "_held", [])
+    with pytest.raises(RuntimeError), kernels.own_threads():
+        assert threads._blas()[0].get_num_threads() == 1
+        raise RuntimeError
+    assert threads._blas()[0].get_num_threads() == 2
+
+
+def test_a_dense_layer_after_a_convolution_gets_blas_threads_back(rng):
+    pytest.importorskip("threadpoolctl")
+    if not threads._blas() or min(lib.get_num_threads() for lib in threads._blas()) < 2:
+        pytest.skip("needs a BLAS with 2 threads or more")
+    import chainrule as cr
+    from chainrule import functional as F
+
+    full = [library.get_num_threads() for library in threads._blas()]
+    x = cr.tensor(rng.standard_normal((64, 32, 14, 14)).astype(np.float32))
+    w = cr.tensor(rng.standard_normal((64, 32, 3, 3)).astype(np.float32))
+    features = F.conv2d(x, w, padding=1, algorithm="winograd")
+    held = [library.get_num_threads() for library in threads._blas()]
+    F.linear(features.reshape(64, -1), cr.tensor(np.ones((64 * 14 * 14, 256), np.float32)))
+    assert held == [1] * len(full)  # the convolution held the cores for the next kernel op
+    assert [library.get_num_threads() for library in threads._blas()] == full

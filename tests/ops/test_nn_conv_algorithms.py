@@ -258,6 +258,10 @@ def test_a_bare_call_runs_winograd_and_direct_on_chainrule_threads(name, module,
     F.conv2d(x, w, padding=1, algorithm=name).sum().backward()
     assert seen == [([1] * len(full), max(1, min(full)))] * 2  # forward, then backward
     assert kernels.workers() == 1
+    # BLAS stays on one thread for the next op of the kind (hold=True), until a large product
+    # or give_blas_back() gives it its threads back
+    assert [library.get_num_threads() for library in libraries] == [1] * len(full)
+    kernels.give_blas_back()
     assert [library.get_num_threads() for library in libraries] == full
 
 

@@ -280,6 +280,7 @@ class _FusedSequence(Function):
     def _input_gradients(self, dz, kernel):
         """∂L/∂x = ∂L/∂Z·Wᵀ over all steps, back to (batch, time, features)."""
         steps, batch, _ = dz.shape
+        kernels.blas_for(dz.size * kernel.shape[0])
         gx = dz.reshape(steps * batch, -1) @ kernel.T
         return Tensor(self._batch_major(gx.reshape(steps, batch, -1)))
 
@@ -287,6 +288,7 @@ class _FusedSequence(Function):
     def _weight_gradient(inputs_tm, dz):
         """Σ_t a_tᵀ·∂L/∂z_t as one product: (time·batch, n)ᵀ · (time·batch, k)."""
         steps, batch, width = dz.shape
+        kernels.blas_for(inputs_tm.size * width)
         return Tensor(inputs_tm.reshape(steps * batch, -1).T @ dz.reshape(steps * batch, width))
 
     @staticmethod
@@ -337,6 +339,7 @@ class SimpleRNNSequence(_FusedSequence):
         self.activation = activation
 
     def forward(self, x, h0, kernel, recurrent_kernel, bias):
+        kernels.blas_for(x.size * kernel.shape[1])  # its products on BLAS's threads
         xp = backend.get_array_module(x)
         batch, steps, _ = x.shape
         apply_activation, _ = FUSED_ACTIVATIONS[self.activation]
@@ -569,6 +572,7 @@ class GRUSequence(_FusedSequence):
     """
 
     def forward(self, x, h0, kernel, recurrent_kernel, bias):
+        kernels.blas_for(x.size * kernel.shape[1])  # its products on BLAS's threads
         xp = backend.get_array_module(x)
         batch, steps, _ = x.shape
         units = h0.shape[-1]
@@ -640,6 +644,7 @@ class GRUResetBeforeSequence(_FusedSequence):
     """
 
     def forward(self, x, h0, kernel, recurrent_kernel, bias):
+        kernels.blas_for(x.size * kernel.shape[1])  # its products on BLAS's threads
         xp = backend.get_array_module(x)
         batch, steps, _ = x.shape
         units = h0.shape[-1]

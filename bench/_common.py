@@ -40,7 +40,8 @@ def import_torch():
 
 def alternate(workloads: dict[str, Callable[[], object]], repeats: int,
               setup: Callable[[str], None] | None = None,
-              after: Callable[[str, int], None] | None = None) -> dict[str, list[float]]:
+              after: Callable[[str, int], None] | None = None,
+              warmup: int = 1) -> dict[str, list[float]]:
     """Wall-clock seconds of each workload, ``repeats`` times, run in turn (A B C A B C ...).
 
     Args:
@@ -50,7 +51,14 @@ def alternate(workloads: dict[str, Callable[[], object]], repeats: int,
             weights and optimizer state).
         after: called with the name and the repeat's index after each timed run, outside the
             timing (to evaluate what the run trained).
+        warmup: untimed rounds of every workload first (thread pools started, kernels
+            compiled, caches and allocators warm in both frameworks).
     """
+    for _ in range(warmup):
+        for name, work in workloads.items():
+            if setup is not None:
+                setup(name)
+            work()
     times: dict[str, list[float]] = {name: [] for name in workloads}
     for repeat in range(repeats):
         for name, work in workloads.items():

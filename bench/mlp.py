@@ -196,9 +196,10 @@ def time_training(nets, x, y, batch: int, repeats: int, after=None,
         nets[name].reset(initial_weights([x.shape[1], *SIZES[1:]], seed=runs[name]))
         runs[name] += 1
 
+    # main() warmed every net up already, and run r must start from seed r: no warm-up round
     times = common.alternate(
         {name: (lambda net=net: net.train(x, y, batch, shuffle)) for name, net in nets.items()},
-        repeats, setup=start_afresh, after=after)
+        repeats, setup=start_afresh, after=after, warmup=0)
     return {name: common.median(t) for name, t in times.items()}
 
 

@@ -106,6 +106,8 @@ def compare(args) -> None:
             ref.step()
             for p, q in zip(ours, theirs):  # same update before timing anything
                 np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-5, atol=1e-6)
+            seconds_per_step(opt.step, steps)  # warm both up before timing
+            seconds_per_step(ref.step, steps)
             ours_times, theirs_times = [], []
             for _ in range(args.repeats):
                 ours_times.append(seconds_per_step(opt.step, steps))

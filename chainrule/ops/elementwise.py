@@ -41,13 +41,20 @@ class Sub(Function):
 
 
 class Mul(Function):
-    """y = a · b;  ∂y/∂a = b, ∂y/∂b = a."""
+    """y = a · b;  ∂y/∂a = b, ∂y/∂b = a.
+
+    Under ``create_graph`` the two products are recorded; an ordinary backward computes them on
+    the arrays (the same products, no graph node for each: a quarter of a tiny graph's
+    backward)."""
 
     def forward(self, a, b):
         return a * b
 
     def backward(self, gy):
         a, b = self.inputs
+        if not flags.grad_enabled:
+            return (constant(gy.data * b.data) if a.requires_grad else None,
+                    constant(gy.data * a.data) if b.requires_grad else None)
         return (gy * b if a.requires_grad else None), (gy * a if b.requires_grad else None)
 
 

@@ -10,15 +10,20 @@ from __future__ import annotations
 import builtins
 
 from chainrule import backend
-from chainrule.autograd.function import Function
+from chainrule._config import flags
+from chainrule.autograd.function import Function, constant
 from chainrule.ops._util import as_tensor, kept_shape, normalize_axis
 from chainrule.tensor import Tensor
 
 
 def _spread(gy, keep_shape, input_shape):
-    """The upstream gradient of a reduction, broadcast back over the reduced axes."""
+    """The upstream gradient of a reduction, broadcast back over the reduced axes (recorded
+    under ``create_graph``; otherwise a broadcast view of the array, no graph node)."""
     from chainrule.ops.shape import broadcast_to, reshape
 
+    if not flags.grad_enabled:
+        xp = backend.get_array_module(gy.data)
+        return constant(xp.broadcast_to(gy.data.reshape(keep_shape), input_shape))
     if gy.shape != keep_shape:
         gy = reshape(gy, keep_shape)
     return broadcast_to(gy, input_shape)

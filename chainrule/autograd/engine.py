@@ -132,7 +132,7 @@ def _seed_gradients(outputs, grad_outputs):
                     f"backward: grad can be implicitly created only for scalar outputs; got "
                     f"shape {out.shape}. Pass grad= with the upstream gradient of that shape"
                 )
-            g = Tensor(backend.get_array_module(out.data).ones_like(out.data))
+            g = constant(backend.get_array_module(out.data).ones_like(out.data))
         else:
             g = g if isinstance(g, Tensor) else Tensor(g)
             if g.shape != out.shape:
@@ -234,4 +234,5 @@ def _accumulate_leaf(leaf, gx, handed, create_graph):
 # At the bottom: these modules import the autograd package (a cycle Python resolves because
 # everything they need from here is defined above).
 from chainrule import ops  # noqa: E402
+from chainrule.autograd.function import constant  # noqa: E402
 from chainrule.tensor import Tensor  # noqa: E402

@@ -26,7 +26,9 @@ and bias gradient excepted: their loops add in another order, and agree to round
 
 Threads are this package's too (:mod:`chainrule.kernels.threads`, re-exported here):
 :func:`blas_threads` caps BLAS's, and :func:`own_threads` swaps them for chainrule's pool
-(:func:`run_each`) around the ops that run compiled kernels on several threads.
+(:func:`run_each`) around the ops that run compiled kernels on several threads; the ops with
+large BLAS products take BLAS's threads back (:func:`blas_for`, or :func:`give_blas_back` by
+hand).
 """
 
 from __future__ import annotations

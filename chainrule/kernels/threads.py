@@ -76,8 +76,11 @@ def blas_threads(count: int):
     For work made of many small products (Winograd's 16 per chunk), where waking BLAS's other
     threads costs more than they save, and far more when another process has the cores: a
     CNN training step ran 64 ms instead of 56-96 ms on a shared 2-core machine; and for
-    worker processes that share the cores (``chainrule.experiments``).
+    worker processes that share the cores (``chainrule.experiments``). Threads that kernel ops
+    hold (``own_threads(hold=True)``) are given back first, and again on leaving, so that the
+    block's counts and the ones it restores are BLAS's own.
     """
+    give_blas_back()
     changed = []
     for library in _blas():
         previous = library.get_num_threads()
@@ -87,6 +90,7 @@ def blas_threads(count: int):
     try:
         yield
     finally:
+        give_blas_back()
         for library, previous in changed:
             library.set_num_threads(previous)
 

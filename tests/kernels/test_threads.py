@@ -278,3 +278,22 @@ def test_a_dense_layer_after_a_convolution_gets_blas_threads_back(rng):
     F.linear(features.reshape(64, -1), cr.tensor(np.ones((64 * 14 * 14, 256), np.float32)))
     assert held == [1] * len(full)  # the convolution held the cores for the next kernel op
     assert [library.get_num_threads() for library in threads._blas()] == full
+
+
+def test_a_blas_cap_takes_over_from_held_cores_and_leaves_none_behind(monkeypatch):
+    monkeypatch.setattr(threads, "_worker_shutdowns", [])
+    blas = _FakeBlas()
+    blas.count = 4
+    monkeypatch.setattr(threads, "_blas_libraries", [blas])
+    monkeypatch.setattr(threads, "_held", [])
+    with kernels.own_threads(hold=True):
+        pass
+    assert blas.get_num_threads() == 1  # held at 1 by a kernel op
+    with kernels.blas_threads(2):  # e.g. an experiment's worker sharing the machine
+        assert blas.get_num_threads() == 2
+        with kernels.own_threads(hold=True):
+            assert kernels.workers() == 2
+        assert blas.get_num_threads() == 1
+    assert blas.get_num_threads() == 4  # BLAS's own count, nothing held any more
+    kernels.blas_for(10**9)
+    assert blas.get_num_threads() == 4

@@ -278,10 +278,29 @@ def perturb_added_layers(model):
                     weight.data[...] = 0.1 * rng.standard_normal(weight.shape)
 
 
+def move_biases_off_zero(model):
+    """Give every bias a small random value. With zero biases, an output whose window of
+    inputs is all zeros (ReLU-dead units of the layer below) has a pre-activation of exactly
+    0: a ReLU kink at the very point checked, where central differences see half the slope
+    and backpropagation (like PyTorch) none, whatever the step (4 of 40 data draws of the
+    all-conv net hit one)."""
+    for name, weight in model.named_parameters():
+        if name.endswith(".bias") and not any(
+                name.startswith(f"layers.{i}.") for i in _added_layer_indices(model)):
+            weight.data[...] = 0.1 * rng.standard_normal(weight.shape)
+
+
+def _added_layer_indices(model):
+    added = {id(layer) for layers in added_layers_by_position(model).values()
+             for layer in layers}
+    return [i for i, layer in enumerate(model.layers) if id(layer) in added]
+
+
 def gradcheck_model(model, input_shape, batch=3):
     """Cross-entropy of the logits: its gradients w.r.t. the input and every parameter, in
     training mode (batch normalisation uses the batch statistics; no dropout in the model)."""
     perturb_added_layers(model)
+    move_biases_off_zero(model)
     model.train()
     x = cr.tensor(rng.standard_normal((batch, *input_shape)), requires_grad=True)
     labels = np.arange(batch) % model.output_shape[-1]

@@ -316,15 +316,12 @@ def embedding(ids, weights) -> Tensor:
     The result has shape ``ids.shape + (output_dim,)``; repeated ids accumulate gradient.
     """
     weights = as_tensor(weights)
-    given = ids
-    ids = _integer_array(ids, "embedding", "ids")
+    given, ids = ids, _integer_array(ids, "embedding", "ids")
     if weights.ndim != 2:
         raise ValueError(f"embedding: weights must be 2-D (input_dim, output_dim), "
                          f"got {weights.shape}")
     _check_range(ids, weights.shape[0], "embedding", f"ids for weights of shape {weights.shape}")
-    # the ids Tensor itself is the op's input (a traced model then reads each batch's ids)
-    id_tensor = given if isinstance(given, Tensor) and given.data is ids else Tensor(ids)
-    return Embedding()(weights, id_tensor)
+    return Embedding()(weights, _checked_tensor(given, ids))
 
 
 def one_hot(labels, num_classes: int, dtype=None) -> Tensor:
@@ -351,6 +348,13 @@ def _integer_array(values, what: str, name: str):
         raise TypeError(f"{what}: {name} must be integers, got dtype {data.dtype} "
                         f"of shape {data.shape}")
     return data
+
+
+def _checked_tensor(given, checked) -> Tensor:
+    """``given`` itself when it is the Tensor whose array was checked, so that the op takes it
+    as an input (a traced function then reads each call's ids or labels); else ``checked``
+    (an array given, or one reshaped) in a new Tensor."""
+    return given if isinstance(given, Tensor) and given.data is checked else Tensor(checked)
 
 
 def _check_range(ids, size: int, what: str, context: str) -> None:
@@ -408,9 +412,7 @@ def softmax_cross_entropy(logits, labels, axis: int = -1, reduction: str = "mean
             )
         _check_range(data, logits.shape[axis], "softmax_cross_entropy",
                      f"labels for logits of shape {logits.shape}")
-        if not isinstance(labels, Tensor) or labels.data is not data:
-            labels = Tensor(data)  # (reshaped, or given as an array)
-        losses = SoftmaxCrossEntropy(axis, sparse=True)(logits, labels)
+        losses = SoftmaxCrossEntropy(axis, sparse=True)(logits, _checked_tensor(labels, data))
     else:
         target = as_tensor(labels, logits)
         if target.shape != logits.shape:

@@ -19,13 +19,13 @@ from chainrule.tensor import Tensor
 def _spread(gy, keep_shape, input_shape):
     """The upstream gradient of a reduction, broadcast back over the reduced axes (recorded
     under ``create_graph``; otherwise a broadcast view of the array, no graph node)."""
-    from chainrule.ops.shape import broadcast_to, reshape
-
     if not flags.grad_enabled:
         xp = backend.get_array_module(gy.data)
         if gy.data.size == 1:  # a full reduction: one filled array (np.broadcast_to is ~5 us)
             return constant(xp.full(input_shape, gy.data.reshape(()), dtype=gy.data.dtype))
         return constant(xp.broadcast_to(gy.data.reshape(keep_shape), input_shape))
+    from chainrule.ops.shape import broadcast_to, reshape
+
     if gy.shape != keep_shape:
         gy = reshape(gy, keep_shape)
     return broadcast_to(gy, input_shape)

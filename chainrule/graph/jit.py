@@ -234,7 +234,7 @@ class BackwardNode(Node):
 
     def __init__(self, trace: JitTrace, loss: int, seed):
         self.trace, self.loss, self.seed = trace, loss, seed
-        self.steps = path_to(trace, loss)
+        self.steps = path_to(trace, [loss])
         reads = [loss]
         for step in self.steps:
             reads.extend(step.inputs)
@@ -258,9 +258,9 @@ class BackwardNode(Node):
         return ()
 
 
-def path_to(trace: Trace, target: int) -> list:
-    """The recorded op nodes through which a gradient flows into ``target``: those computing
-    it from values that require a gradient, in recording order."""
+def path_to(trace: Trace, targets) -> list:
+    """The recorded op nodes through which a gradient flows into the ``targets`` (handles):
+    those computing them from values that require a gradient, in recording order."""
     needs_grad: set[int] = {h for h, t in enumerate(trace.tensors)
                             if trace.kind[h] != COMPUTED and t.requires_grad}
     steps = []
@@ -270,8 +270,8 @@ def path_to(trace: Trace, target: int) -> list:
         if any(h in needs_grad for h in node.inputs):
             needs_grad.update(node.outputs)
             steps.append(node)
-    # keep only the nodes the target depends on
-    wanted, kept = {target}, []
+    # keep only the nodes the targets depend on
+    wanted, kept = set(targets), []
     for node in reversed(steps):
         if any(h in wanted for h in node.outputs):
             wanted.update(node.inputs)
@@ -324,7 +324,7 @@ class TracedCall:
                for h in (spec if type(spec) is tuple else (spec,))]
         self.links_output = flags.grad_enabled and not trace.effects and any(
             trace.kind[h] == COMPUTED and trace.tensors[h].requires_grad for h in wanted)
-        self._steps_to_output = path_to_all(trace, wanted) if self.links_output else None
+        self._steps_to_output = path_to(trace, wanted) if self.links_output else None
         if self.links_output:  # the replay links the path back into a graph: it needs its values
             for step in self._steps_to_output:
                 wanted.extend(h for h in step.inputs + step.outputs
@@ -412,15 +412,6 @@ def _feed(feeds: dict, current: dict, h: int, value) -> None:
         feeds[h], current[h] = value.data, value
     else:
         feeds[h], current[h] = value, Tensor._from_op(value, None)
-
-
-def path_to_all(trace: Trace, targets) -> list:
-    steps = {}
-    for h in targets:
-        for node in path_to(trace, h):
-            steps[id(node)] = node
-    order = {id(node): i for i, node in enumerate(trace.nodes)}
-    return sorted(steps.values(), key=lambda node: order[id(node)])
 
 
 def make_plan(trace: JitTrace, wanted, fed, optimize: bool):

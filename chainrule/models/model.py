@@ -524,9 +524,11 @@ class Model(Layer, metaclass=_ModelType):
 
     def _forward_loss_step(self):
         """:meth:`forward_loss`, traced when the model was compiled with ``jit=True``."""
-        if getattr(self, "jit", False):
-            return self._traced_steps().forward_loss
-        return self.forward_loss
+        return self._traced_or_eager("forward_loss", self.forward_loss)
+
+    def _traced_or_eager(self, name: str, eager):
+        """The traced step ``name`` of a model compiled with ``jit=True``, else ``eager``."""
+        return getattr(self._traced_steps(), name) if getattr(self, "jit", False) else eager
 
     def _average_buffers(self, comm) -> None:
         """Data-parallel fit: the weights no gradient trains (batch norm's moving statistics,
@@ -612,7 +614,7 @@ class Model(Layer, metaclass=_ModelType):
         """The outputs for one batch of inputs ``data`` (Keras's ``predict_step``), as a NumPy
         array; ``predict`` calls it in evaluation mode, recording no graph."""
         x = training.cast_floats(data, self._float_dtype())
-        forward = self._traced_steps().forward if getattr(self, "jit", False) else self
+        forward = self._traced_or_eager("forward", self)
         return backend.to_numpy(forward(Tensor(training.to_device_of(self, x))).data)
 
     def _test_step(self, x, y, dtype) -> float:

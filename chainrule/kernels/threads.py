@@ -7,10 +7,11 @@ find a core taken (a measured 13.4 vs 8.8 ms). So the two never mix: outside
 runs on one thread (its workers stopped) and the kernels that can split their work do so
 on chainrule's pool (:func:`run_each`, :func:`split`, :func:`workers`).
 
-The op that runs a compiled kernel decides: the Winograd and direct convolutions, max
-pooling, the fused LSTM and a large optimizer step enter :func:`own_threads` around their own
-work with ``hold=True``, and an op about to run a large BLAS product (a Dense layer, ``matmul``,
-an im2col convolution) calls :func:`blas_for`, which gives BLAS its threads back. So a wide
+The op that runs a kernel of its own decides: the convolutions (Winograd, direct sums, and
+im2col over a batch: its copies and one-thread products per chunk), max pooling, the fused
+LSTM and a large optimizer step enter :func:`own_threads` around their own work with
+``hold=True``, and an op about to run a large BLAS product (a Dense layer, ``matmul``, an
+im2col convolution of one sample) calls :func:`blas_for`, which gives BLAS its threads back. So a wide
 Dense layer between convolutions runs on BLAS's threads, the convolutions on chainrule's, a
 hand-written training loop runs as fast as ``Model.fit``, and no model or layer decides.
 ``hold=True`` leaves BLAS on one thread after the block, for the next op of the kind: a CNN

@@ -33,8 +33,8 @@ class Direct:
 
     The algorithm interface of :mod:`chainrule.ops.nn_conv` (channel-major arrays in and
     out). Forward, and backward where x needs no gradient, run inside
-    :func:`chainrule.kernels.own_threads`; an input gradient comes from im2col's BLAS
-    products, on BLAS's threads.
+    :func:`chainrule.kernels.own_threads`; an input gradient comes from im2col (whose chunks
+    share the threads likewise).
     """
 
     name = "direct"

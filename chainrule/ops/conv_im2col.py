@@ -23,11 +23,21 @@ How the arrays are laid out decides the speed:
   with strided slices instead.
 
 The loops that remain are over the chunks and over the kh·kw kernel offsets (9 for 3 × 3), each
-step moving a whole block of the batch. The products are BLAS's, on BLAS's threads.
+step moving a whole block of the batch.
+
+**Threads.** A batch of several chunks is dealt out to chainrule's threads inside
+:func:`chainrule.kernels.own_threads`, each thread with its own buffers and BLAS on one thread:
+im2col's copies, col2im's additions and the ReLU's mask then run on every core, not only the
+products. A batch of one chunk runs its products on BLAS's threads instead
+(:func:`chainrule.kernels.blas_for`). (Measured on 2 cores, the 32 → 64 channel layer of
+``bench/cnn.py``: forward 8.9 → 6.4 ms and backward 27 → 17 ms, against one thread's copies
+with BLAS's two threads for the products.)
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -35,11 +45,11 @@ import numpy as np
 from chainrule import kernels
 from chainrule.ops.conv_geometry import ConvGeometry, conv_geometry, window
 
-#: Largest size in bytes of one chunk's im2col matrix and output. Chunks of 2-4 MB are the
-#: fastest on an idle machine (they stay in the cache), but every chunk is a multithreaded BLAS
-#: call, and on a busy machine each call can wait milliseconds for OpenBLAS's worker thread:
-#: 16 MB (a handful of chunks per layer) costs ~25% on an idle machine and is 3× faster on a
-#: busy one (bench/conv.py).
+#: Largest size in bytes of one chunk's im2col matrix and output (per thread). With the chunks on
+#: chainrule's threads, the 32 → 64 channel layer of bench/cnn.py ran its forward in 9.3, 7.8,
+#: 7.3 and 7.0 ms with chunks of 2, 4, 8 and 16 MB (2 cores); with BLAS's threads per product
+#: (before), 16 MB was also what a busy machine needed (each product could wait milliseconds
+#: for OpenBLAS's worker thread).
 CHUNK_BYTES = 16 * 2**20
 
 
@@ -65,15 +75,18 @@ class Im2colGeometry(ConvGeometry):
             yield start, min(start + self.chunk, self.batch)
 
 
-def im2col_geometry(geom: ConvGeometry, itemsize: int, wide: bool = True) -> Im2colGeometry:
+def im2col_geometry(geom: ConvGeometry, itemsize: int, wide: bool = True,
+                    parts: int = 1) -> Im2colGeometry:
     """``geom`` laid out for im2col: wide rows where possible (``wide=False`` asks for exact
-    rows), and chunks of at most :data:`CHUNK_BYTES` of columns and output."""
+    rows), and chunks of at most :data:`CHUNK_BYTES` of columns and output, at least ``parts``
+    of them where the batch has that many samples (one or more per thread)."""
     wide = wide and geom.stride == (1, 1) and geom.out_width < geom.padded[1]
     row = geom.padded[1] if wide else geom.out_width
     per_sample = (geom.patch + geom.filters) * geom.out_height * row * itemsize
     n = geom.batch
-    count = -(-n // max(1, CHUNK_BYTES // per_sample))  # chunks needed, then evened out
-    chunk = -(-n // count) if n else 1
+    count = -(-n // max(1, CHUNK_BYTES // per_sample))  # chunks needed
+    count = min(max(n, 1), -(-count // parts) * parts)  # a multiple of the threads, if it can
+    chunk = -(-n // count) if n else 1  # then evened out
     sizes = {field.name: getattr(geom, field.name) for field in fields(ConvGeometry)}
     return Im2colGeometry(**sizes, wide=wide, row=row, chunk=chunk)
 
@@ -143,23 +156,56 @@ class _Folder:
         gx_cn[:, start:stop] = padded[:, :, top:top + geom.height, left:left + geom.width]
 
 
+class _Worker:
+    """One thread's buffers, reused across the chunks it takes: the unfolder, and whatever the
+    work of a chunk keeps on it (a product buffer, a kernel gradient's running sum)."""
+
+    def __init__(self, geom: Im2colGeometry, dtype):
+        self.geom, self.dtype = geom, dtype
+
+    @functools.cached_property
+    def unfold(self) -> _Unfolder:
+        return _Unfolder(self.geom, self.dtype)
+
+    @functools.cached_property
+    def fold(self) -> _Folder:
+        return _Folder(self.geom, self.dtype)
+
+
+def over_chunks(geom: Im2colGeometry, dtype, each_chunk) -> list[_Worker]:
+    """Runs ``each_chunk(worker, start, stop)`` for every chunk of the batch, the chunks dealt
+    out to :func:`chainrule.kernels.workers` threads, each with its own buffers (a
+    :class:`_Worker`). Returns the workers, in order."""
+    chunks = list(geom.chunks())
+    count = max(1, min(kernels.workers(), len(chunks)))
+
+    def run(index):
+        worker = _Worker(geom, dtype)
+        for start, stop in chunks[index::count]:
+            each_chunk(worker, start, stop)
+        return worker
+
+    return kernels.run_each(run, count)
+
+
 def correlate(x_cn, kernel, geom: Im2colGeometry, bias=None, each_chunk=None, relu=False):
     """The convolution of ``x_cn`` (C, N, H, W) as an (F, N, OH, OW) array, chunk by chunk.
 
     ``kernel`` is the (F, C·kh·kw) weight matrix; ``bias`` an (F,) vector or None; ``relu``
     takes max(0, ·) of each chunk as soon as it is computed.
-    ``each_chunk(columns, start, stop)``, if given, also gets every chunk's im2col matrix.
+    ``each_chunk(worker, columns, start, stop)``, if given, also gets every chunk's im2col
+    matrix, and the :class:`_Worker` of the thread that built it. Returns (y, the workers).
     """
     dtype = kernel.dtype
     y = np.empty((geom.filters, geom.batch, geom.out_height, geom.out_width), dtype=dtype)
-    unfold = _Unfolder(geom, dtype)
     bias = None if bias is None else bias.astype(dtype, copy=False).reshape(-1, 1, 1, 1)
-    if geom.wide:
-        product = np.empty((geom.filters, geom.chunk * geom.positions), dtype=dtype)
-    for start, stop in geom.chunks():
-        columns = unfold(x_cn, start, stop)
+
+    def chunk_of_output(worker, start, stop):
+        columns = worker.unfold(x_cn, start, stop)
         if geom.wide:  # rows were computed over the padded width: keep the first out_width
-            out = product[:, : (stop - start) * geom.positions]
+            if not hasattr(worker, "product"):
+                worker.product = np.empty((geom.filters, geom.chunk * geom.positions), dtype)
+            out = worker.product[:, : (stop - start) * geom.positions]
             np.matmul(kernel, columns, out=out)
             rows = out.reshape(geom.filters, stop - start, geom.out_height,
                                geom.row)[..., : geom.out_width]
@@ -176,11 +222,30 @@ def correlate(x_cn, kernel, geom: Im2colGeometry, bias=None, each_chunk=None, re
             chunk = y[:, start:stop]
             np.maximum(chunk, 0, out=chunk)
         if each_chunk is not None:
-            each_chunk(columns, start, stop)
-    return y
+            each_chunk(worker, columns, start, stop)
+
+    return y, over_chunks(geom, dtype, chunk_of_output)
 
 
 # -- the algorithm -------------------------------------------------------------------------------
+
+
+def _threads_for(geom: ConvGeometry):
+    """:func:`chainrule.kernels.own_threads` (held, as the other algorithms) for a batch of two
+    samples or more, whose chunks the threads share; for one sample, BLAS's threads for its
+    products (:func:`chainrule.kernels.blas_for`) and nothing to enter."""
+    if geom.batch >= 2:
+        return kernels.own_threads(work=geom.multiply_adds, hold=True)
+    kernels.blas_for(geom.multiply_adds)
+    return contextlib.nullcontext()
+
+
+def _summed(terms: list):
+    """Σ terms (the threads' running sums), added into the first."""
+    total = terms[0]
+    for term in terms[1:]:
+        total += term
+    return total
 
 
 class Im2col:
@@ -188,7 +253,8 @@ class Im2col:
 
     Channel-major arrays in and out, as every algorithm of :mod:`chainrule.ops.nn_conv`:
     ``forward(x_cn, w, geom, bias, relu)`` → y_cn and ``backward(gy_cn, x_cn, w, geom,
-    relu_output, need_x, need_w, need_b)`` → (gx_cn, gw, gb).
+    relu_output, need_x, need_w, need_b)`` → (gx_cn, gw, gb). The chunks of a batch run on
+    chainrule's threads (see the module's docstring).
     """
 
     name = "im2col"
@@ -200,10 +266,11 @@ class Im2col:
     def forward(self, x_cn, w, geom: ConvGeometry, bias=None, relu: bool = False):
         """Y = W @ im2col(x) + b, one product per chunk; ``relu`` takes max(0, ·) chunk by
         chunk while the output is in the cache."""
-        kernels.blas_for(geom.multiply_adds)
         dtype = np.result_type(x_cn.dtype, w.dtype)
         kernel = w.reshape(geom.filters, geom.patch).astype(dtype, copy=False)
-        return correlate(x_cn, kernel, im2col_geometry(geom, dtype.itemsize), bias, relu=relu)
+        with _threads_for(geom):
+            layout = im2col_geometry(geom, dtype.itemsize, parts=kernels.workers())
+            return correlate(x_cn, kernel, layout, bias, relu=relu)[0]
 
     def backward(self, gy_cn, x_cn, w, geom: ConvGeometry, relu_output=None, need_x=True,
                  need_w=True, need_b=True):
@@ -216,52 +283,73 @@ class Im2col:
 
         With ``relu_output`` (a fused ReLU's y), G = ∂L/∂y ⊙ [y > 0].
         """
-        kernels.blas_for(geom.multiply_adds)
-        gy_cn = masked_by_relu(gy_cn, relu_output)
         dtype = np.result_type(x_cn.dtype, w.dtype)
-        gx_cn = gw = None
-        if need_x and geom.stride == (1, 1):
-            gx_cn, gw = transposed_correlation(gy_cn, x_cn, w, geom, dtype, need_w)
-        else:
-            if need_x:
-                gx_cn = folded_input_gradient(gy_cn, w, geom, dtype)
-            if need_w:
-                gw = kernel_gradient(gy_cn, x_cn, geom, dtype)
-        gb = gy_cn.sum(axis=(1, 2, 3), dtype=dtype) if need_b else None
+        with _threads_for(geom):
+            gy_cn, gb = masked_by_relu(gy_cn, relu_output, need_b, dtype)
+            gx_cn = gw = None
+            if need_x and geom.stride == (1, 1):
+                gx_cn, gw = transposed_correlation(gy_cn, x_cn, w, geom, dtype, need_w)
+            else:
+                if need_x:
+                    gx_cn = folded_input_gradient(gy_cn, w, geom, dtype)
+                if need_w:
+                    gw = kernel_gradient(gy_cn, x_cn, geom, dtype)
         return gx_cn, gw, gb
 
 
 IM2COL = Im2col()
 
 
-def masked_by_relu(gy, relu_output):
-    """G ⊙ [y > 0]: the gradient through a fused ReLU, read off its output (None: no ReLU)."""
-    return gy if relu_output is None else gy * (relu_output > 0)
+def masked_by_relu(gy_cn, relu_output, need_b: bool, dtype):
+    """(G, ∂L/∂b = Σ G per filter or None unless ``need_b``), with G = ∂L/∂y ⊙ [y > 0] read
+    off a fused ReLU's output y (``gy_cn`` as it is where ``relu_output`` is None). Both are
+    computed a block of the batch per thread."""
+    masked = gy_cn if relu_output is None else np.empty(gy_cn.shape, dtype)
+    parts = kernels.split(gy_cn.shape[1], kernels.workers()) or [(0, 0)]  # (an empty batch)
+
+    def block(index):
+        rows = slice(*parts[index])
+        if relu_output is not None:
+            np.multiply(gy_cn[:, rows], relu_output[:, rows] > 0, out=masked[:, rows])
+        return masked[:, rows].sum(axis=(1, 2, 3), dtype=dtype) if need_b else None
+
+    sums = kernels.run_each(block, len(parts))
+    return masked, (_summed(sums) if need_b else None)
 
 
 def kernel_gradient(gy_cn, x_cn, geom: ConvGeometry, dtype):
-    """∂L/∂W = Σ over chunks of G @ colsᵀ.
+    """∂L/∂W = Σ over chunks of G @ colsᵀ (each thread sums its chunks, then the threads' sums
+    are added).
 
     Used where x needs no gradient (a first layer, with few channels) or with strides: the
     columns are then small and exact rows let G be used in place (no wide copy of it).
     """
-    geom = im2col_geometry(geom, dtype.itemsize, wide=False)
-    unfold = _Unfolder(geom, dtype)
-    gw = np.zeros((geom.filters, geom.patch), dtype=dtype)
-    for start, stop in geom.chunks():
-        gw += gy_cn[:, start:stop].reshape(geom.filters, -1) @ unfold(x_cn, start, stop).T
-    return gw.reshape(geom.filters, geom.channels, *geom.kernel)
+    geom = im2col_geometry(geom, dtype.itemsize, wide=False, parts=kernels.workers())
+
+    def each_chunk(worker, start, stop):
+        term = gy_cn[:, start:stop].reshape(geom.filters, -1) @ worker.unfold(x_cn, start,
+                                                                               stop).T
+        if hasattr(worker, "gw"):
+            worker.gw += term
+        else:
+            worker.gw = term
+
+    workers = over_chunks(geom, dtype, each_chunk)
+    gw = _summed([worker.gw for worker in workers if hasattr(worker, "gw")])
+    return gw.astype(dtype, copy=False).reshape(geom.filters, geom.channels, *geom.kernel)
 
 
 def folded_input_gradient(gy_cn, w, geom: ConvGeometry, dtype):
     """∂L/∂x = col2im(Wᵀ @ G), chunk by chunk (any stride), as (C, N, H, W)."""
-    geom = im2col_geometry(geom, dtype.itemsize)
+    geom = im2col_geometry(geom, dtype.itemsize, parts=kernels.workers())
     kernel_t = np.ascontiguousarray(w.reshape(geom.filters, geom.patch).T, dtype=dtype)
-    fold = _Folder(geom, dtype)
     gx_cn = np.empty((geom.channels, geom.batch, geom.height, geom.width), dtype=dtype)
-    for start, stop in geom.chunks():
+
+    def each_chunk(worker, start, stop):
         grad = gy_cn[:, start:stop].reshape(geom.filters, -1)
-        fold(kernel_t @ grad, gx_cn, start, stop)
+        worker.fold(kernel_t @ grad, gx_cn, start, stop)
+
+    over_chunks(geom, dtype, each_chunk)
     return gx_cn
 
 
@@ -271,7 +359,7 @@ def transposed_correlation(gy_cn, x_cn, w, geom: ConvGeometry, dtype, need_w: bo
     G is padded by the kernel span minus the forward padding (a crop where the padding is
     wider) and correlated with the flipped kernel W'[c, f, i, j] = W[f, c, kh−1−i, kw−1−j].
     Its columns, ordered (f, i', j'), also give ∂L/∂W'ᵀ = im2col(G) @ xᵀ, with x laid out on
-    the same wide rows (zeros in the extra columns).
+    the same wide rows (zeros in the extra columns); each thread sums its chunks' terms.
     """
     (kh, kw), (dh, dw) = geom.kernel, geom.dilation
     spans = ((kh - 1) * dh, (kw - 1) * dw)
@@ -285,20 +373,22 @@ def transposed_correlation(gy_cn, x_cn, w, geom: ConvGeometry, dtype, need_w: bo
     kernel = np.ascontiguousarray(flipped, dtype=dtype).reshape(geom.channels, -1)
     gy_shape = (gy_cn.shape[1], gy_cn.shape[0], *gy_cn.shape[2:])
     transposed = im2col_geometry(
-        conv_geometry(gy_shape, flipped.shape, 1, tuple(pads), geom.dilation), dtype.itemsize)
+        conv_geometry(gy_shape, flipped.shape, 1, tuple(pads), geom.dilation), dtype.itemsize,
+        parts=kernels.workers())
     if not need_w:
-        return correlate(gy_cn, kernel, transposed), None
+        return correlate(gy_cn, kernel, transposed)[0], None
 
-    x_rows = np.zeros((geom.channels, transposed.chunk, geom.height, transposed.row),
-                      dtype=dtype)
-    gw_flipped = np.zeros((kernel.shape[1], geom.channels), dtype=dtype)  # (F·kh·kw, C)
-
-    def accumulate_kernel_gradient(columns, start, stop):
+    def accumulate_kernel_gradient(worker, columns, start, stop):
         m = stop - start
-        x_rows[:, :m, :, : geom.width] = x_cn[:, start:stop]
-        rows = x_rows.reshape(geom.channels, -1)[:, : m * transposed.positions]
-        gw_flipped[...] += columns @ rows.T
+        if not hasattr(worker, "x_rows"):  # x on wide rows: zeros in the extra columns
+            worker.x_rows = np.zeros((geom.channels, transposed.chunk, geom.height,
+                                      transposed.row), dtype=dtype)
+            worker.gw_flipped = np.zeros((kernel.shape[1], geom.channels), dtype=dtype)
+        worker.x_rows[:, :m, :, : geom.width] = x_cn[:, start:stop]
+        rows = worker.x_rows.reshape(geom.channels, -1)[:, : m * transposed.positions]
+        worker.gw_flipped += columns @ rows.T  # (F·kh·kw, C)
 
-    gx_cn = correlate(gy_cn, kernel, transposed, each_chunk=accumulate_kernel_gradient)
+    gx_cn, workers = correlate(gy_cn, kernel, transposed, each_chunk=accumulate_kernel_gradient)
+    gw_flipped = _summed([w.gw_flipped for w in workers if hasattr(w, "gw_flipped")])
     gw = gw_flipped.reshape(geom.filters, kh, kw, geom.channels)[:, ::-1, ::-1]
     return gx_cn, np.ascontiguousarray(gw.transpose(0, 3, 1, 2))

@@ -14,8 +14,9 @@ plus ``applies(geom)``:
   channels, where im2col's product would have an inner dimension of 9 or 27.
 
 Which one runs is :func:`algorithm_for`'s rule; ``conv2d(..., algorithm=...)`` or the block
-``with conv_algorithm(...)`` overrides it. Winograd and direct sums run on chainrule's threads
-(:func:`chainrule.kernels.own_threads`, entered by the algorithm itself), im2col on BLAS's.
+``with conv_algorithm(...)`` overrides it. All three run on chainrule's threads
+(:func:`chainrule.kernels.own_threads`, entered by the algorithm itself; im2col of a single
+sample on BLAS's).
 The geometry (padding, output sizes, windows) is :mod:`chainrule.ops.conv_geometry`'s.
 
 The output is returned as an NCHW *view* of the channel-major (F, N, OH, OW) array (no

@@ -10,7 +10,7 @@ import pytest
 import chainrule as cr
 from chainrule import functional as F
 from chainrule import kernels
-from chainrule.ops import conv_direct, conv_winograd, nn_conv
+from chainrule.ops import conv_direct, conv_im2col, conv_winograd, nn_conv
 from chainrule.ops.conv_geometry import conv_geometry
 from tests.ops.test_nn_conv import torch_conv
 from tests.torch_helpers import require_torch
@@ -163,12 +163,13 @@ def test_direct_is_chosen_only_for_small_3x3_patches(monkeypatch):
     assert nn_conv.DIRECT.applies(conv_geometry((1, 1, 8, 8), (2, 1, 5, 5), 1, 1, 1))
 
 
-@pytest.mark.parametrize("algorithm_name", ["winograd", "direct"])
+@pytest.mark.parametrize("algorithm_name", ["winograd", "direct", "im2col"])
 def test_two_threads_give_the_one_thread_results(algorithm_name, monkeypatch, rng):
-    """Inside kernels.own_threads the chunks (Winograd) or the filters (direct) are dealt out
-    to two threads: the same numbers, up to the order of the cross-thread sums."""
+    """Inside kernels.own_threads the chunks (Winograd, im2col) or the filters (direct) are
+    dealt out to two threads: the same numbers, up to the order of the cross-thread sums."""
     pytest.importorskip("threadpoolctl")
     monkeypatch.setattr(conv_winograd, "CHUNK_BYTES", 1)  # one sample a chunk: 5 chunks
+    monkeypatch.setattr(conv_im2col, "CHUNK_BYTES", 1)
     channels = 16 if algorithm_name == "winograd" else 3
     arrays = [rng.standard_normal(s) for s in ((5, channels, 6, 7), (4, channels, 3, 3), (4,))]
     results = []
@@ -186,6 +187,60 @@ def test_two_threads_give_the_one_thread_results(algorithm_name, monkeypatch, rn
         for a, b in zip(one, two):
             if a is not None:
                 np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("stride, need_x", [(2, True), (2, False), (1, False)])
+def test_im2col_strided_and_first_layer_gradients_on_two_threads(stride, need_x, monkeypatch,
+                                                                 rng):
+    """col2im (strides) and the kernel gradient from the input's columns (a first layer, or
+    strides), with the chunks on two threads: the one-thread numbers."""
+    pytest.importorskip("threadpoolctl")
+    monkeypatch.setattr(conv_im2col, "CHUNK_BYTES", 1)
+    x, w, b = (rng.standard_normal(s) for s in ((5, 3, 9, 8), (4, 3, 3, 3), (4,)))
+    results = []
+    for threads in (1, 2):
+        ours = [cr.tensor(x, dtype="float64", requires_grad=need_x)] + [
+            cr.tensor(a, dtype="float64", requires_grad=True) for a in (w, b)]
+        with kernels.own_threads(threads), F.conv_algorithm("im2col"):
+            y = F.conv2d(*ours, stride=stride, padding=1, relu=True)
+            (y * y).sum().backward()
+        results.append([y.numpy()] + [None if t.grad is None else t.grad.numpy()
+                                      for t in ours])
+    assert (results[0][1] is None) != need_x
+    for a, c in zip(*results):
+        if a is not None:
+            np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-12)
+
+
+def test_im2col_shares_a_batch_between_threads_and_leaves_one_sample_to_blas(monkeypatch, rng):
+    """The op enters kernels.own_threads itself: a batch is cut into chunks for every thread
+    (at least one each); one sample runs its products on BLAS's threads instead."""
+    pytest.importorskip("threadpoolctl")
+    monkeypatch.setattr(kernels.threads, "MIN_SHARED_WORK", 0)  # these sizes would not share
+    seen = []
+    original = conv_im2col.over_chunks
+
+    def spy(geom, dtype, each_chunk):
+        seen.append((geom.batch, len(list(geom.chunks())), kernels.workers()))
+        return original(geom, dtype, each_chunk)
+
+    monkeypatch.setattr(conv_im2col, "over_chunks", spy)
+    w = cr.tensor(rng.standard_normal((4, 3, 5, 5)))
+    cores = kernels.threads._blas() and min(lib.get_num_threads() for lib in
+                                            kernels.threads._blas())
+    kernels.give_blas_back()
+    for batch in (1, 6):
+        seen.clear()
+        F.conv2d(cr.tensor(rng.standard_normal((batch, 3, 8, 8))), w, padding=2,
+                 algorithm="im2col")
+        kernels.give_blas_back()
+        ((samples, chunks, workers),) = seen
+        assert samples == batch
+        if batch == 1:
+            assert (chunks, workers) == (1, 1)
+        else:
+            assert workers == max(1, cores or 1) and chunks >= workers
+            assert chunks % workers == 0
 
 
 # -- choosing: the rule, the block and the per-call argument ---------------------------------

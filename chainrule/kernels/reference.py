@@ -8,34 +8,71 @@ from __future__ import annotations
 import numpy as np
 
 from chainrule import backend
+from chainrule.kernels import threads
 
 
 def max_pool_tiles(planes, kh, kw, track):
     """Running maximum over the kw columns of every window row (a strided reduction over the
     flattened planes), then over the kh rows. The argmax is kept as the pair (row of the window
-    holding the maximum, column within each window row)."""
+    holding the maximum, column within each window row), per block of planes: NumPy planes are
+    dealt out in one block per thread of :func:`chainrule.kernels.workers` (NumPy's loops
+    release the GIL)."""
+    xp = backend.get_array_module(planes)
+    count, height, width = planes.shape
+    best = xp.empty((count, height // kh, width // kw), dtype=planes.dtype)
+    blocks = _plane_blocks(planes, count)
+
+    def block(k):
+        start, stop = blocks[k]
+        return start, stop, _max_pool_block(planes[start:stop], kh, kw, track, best[start:stop])
+
+    index = threads.run_each(block, len(blocks))
+    return best, (index if track else None)
+
+
+def _max_pool_block(planes, kh, kw, track, best):
+    """Maxima of a block of planes into ``best``; returns the argmax pair (None unless
+    ``track``)."""
     count, height, width = planes.shape
     out_height, out_width = height // kh, width // kw
     columns = planes.reshape(-1, kw)  # each window row as kw consecutive columns
     rows, column_index = running_max([columns[:, j] for j in range(kw)], track)
     rows = rows.reshape(count * out_height, kh, out_width)
-    best, row_index = running_max([rows[:, i] for i in range(kh)], track)
-    best = best.reshape(count, out_height, out_width)
-    return best, ((row_index, column_index) if track else None)
+    _, row_index = running_max([rows[:, i] for i in range(kh)], track,
+                               out=best.reshape(count * out_height, out_width))
+    return (row_index, column_index) if track else None
 
 
 def max_pool_tiles_backward(gy, index, kh, kw):
     """gy sent back through the two steps of :func:`max_pool_tiles`: to the window row that
-    held the maximum, then to the column within it."""
-    row_index, column_index = index
+    held the maximum, then to the column within it (block by block, as forward)."""
+    xp = backend.get_array_module(gy)
     count, out_height, out_width = gy.shape
-    rows = np.empty((count * out_height, kh, out_width), dtype=gy.dtype)
-    _route(gy.reshape(count * out_height, out_width), row_index, kh,
-           [rows[:, i] for i in range(kh)])
-    gx = np.empty((count, out_height * kh, out_width * kw), dtype=gy.dtype)
-    columns = gx.reshape(-1, kw)
-    _route(rows.reshape(-1), column_index, kw, [columns[:, j] for j in range(kw)])
+    gx = xp.empty((count, out_height * kh, out_width * kw), dtype=gy.dtype)
+
+    def block(k):
+        start, stop, (row_index, column_index) = index[k]
+        m = stop - start
+        rows = xp.empty((m * out_height, kh, out_width), dtype=gy.dtype)
+        _route(gy[start:stop].reshape(m * out_height, out_width), row_index, kh,
+               [rows[:, i] for i in range(kh)])
+        columns = gx[start:stop].reshape(-1, kw)
+        _route(rows.reshape(-1), column_index, kw, [columns[:, j] for j in range(kw)])
+
+    threads.run_each(block, len(index))
     return gx
+
+
+def _plane_blocks(planes, count: int) -> list[tuple[int, int]]:
+    """(start, stop) of one block of planes per thread for NumPy arrays (one block for others,
+    and for none)."""
+    parts = threads.workers() if type(planes) is np.ndarray else 1
+    return threads.split(count, parts) or [(0, count)]
+
+
+def _copied_into(out, a):
+    out[...] = a
+    return out
 
 
 def _route(g, index, count: int, out_slices) -> None:
@@ -48,17 +85,19 @@ def _route(g, index, count: int, out_slices) -> None:
         np.multiply(g, index == k, out=out_slices[k])
 
 
-def running_max(slices, track: bool):
-    """Elementwise max over equally shaped arrays, and the index of the first maximum."""
+def running_max(slices, track: bool, out=None):
+    """Elementwise max over equally shaped arrays (into ``out`` when given), and the index of
+    the first maximum."""
     first, rest = slices[0], slices[1:]
     if not rest:
-        return first.copy(), (np.zeros(first.shape, np.uint8) if track else None)
+        best = first.copy() if out is None else _copied_into(out, first)
+        return best, (np.zeros(first.shape, np.uint8) if track else None)
     index = None
     if track:
         index = np.greater(rest[0], first).view(np.uint8)  # 1 where the second is larger
         if len(slices) > 255:
             index = index.astype(np.intp)
-    best = np.maximum(first, rest[0])
+    best = np.maximum(first, rest[0], out=out)
     for k, candidate in enumerate(rest[1:], start=2):
         if track:
             np.copyto(index, k, where=np.greater(candidate, best))
@@ -234,20 +273,19 @@ def lstm_step_backward(dh, dc, gates, c_previous, tanh_c, dz) -> None:
     ``dz`` may be ``gates`` itself: the gates are then replaced by ∂z (every gate is read
     before any block of ``dz`` is written).
     """
+    xp = backend.get_array_module(dh)
     units = dh.shape[-1]
     i, f, g, o = (gates[:, k * units:(k + 1) * units] for k in range(4))
-    dc += (1 - tanh_c * tanh_c) * o * dh
-    d_o = dh * tanh_c
-    d_o *= (1 - o) * o
-    d_i = dc * g
-    d_i *= (1 - i) * i
-    d_f = dc * c_previous
-    d_f *= (1 - f) * f
-    d_g = dc * i
-    d_g *= 1 - g * g
-    dc *= f
-    for k, block in enumerate((d_i, d_f, d_g, d_o)):
-        dz[:, k * units:(k + 1) * units] = block
+    derivative = xp.subtract(1, gates)  # σ′ = (1 − σ)·σ for i, f, o; 1 − ĉ² for ĉ
+    derivative *= gates
+    xp.multiply(g, g, out=derivative[:, 2 * units:3 * units])
+    xp.subtract(1, derivative[:, 2 * units:3 * units], out=derivative[:, 2 * units:3 * units])
+    dc += (1 - tanh_c * tanh_c) * o * dh  # ∂c_t, all of it
+    upstream = xp.empty_like(derivative)  # [∂c·ĉ, ∂c·c_{t−1}, ∂c·i, ∂h·tanh c]
+    for k, (a, b) in enumerate(((dc, g), (dc, c_previous), (dc, i), (dh, tanh_c))):
+        xp.multiply(a, b, out=upstream[:, k * units:(k + 1) * units])
+    dc *= f  # the last read of the gates: dz may be them
+    xp.multiply(upstream, derivative, out=dz)
 
 
 # -- optimizer updates ---------------------------------------------------------------------------

@@ -12,18 +12,22 @@ from chainrule.kernels import reference
 DTYPES = [np.float32, np.float64]
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("pool", [(2, 2), (3, 3), (2, 3), (1, 4)])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_max_pool_tiles_matches_a_direct_computation(each_kernels, pool, dtype, rng):
+def test_max_pool_tiles_matches_a_direct_computation(each_kernels, pool, dtype, threads, rng):
+    """Either kernel module, with the planes on one thread or dealt out to two."""
     kh, kw = pool
     planes = rng.standard_normal((5, 3 * kh, 4 * kw)).astype(dtype)
     planes[0, :kh, :kw] = 1.0  # a window of ties: the first (row-major) maximum wins
     module = kernels.select(planes)
-    best, index = module.max_pool_tiles(planes, kh, kw, True)
+    with kernels.own_threads(threads):
+        best, index = module.max_pool_tiles(planes, kh, kw, True)
     windows = planes.reshape(5, 3, kh, 4, kw).transpose(0, 1, 3, 2, 4).reshape(5, 3, 4, -1)
     np.testing.assert_array_equal(best, windows.max(axis=-1))
     gy = rng.standard_normal(best.shape).astype(dtype)
-    gx = module.max_pool_tiles_backward(gy, index, kh, kw)
+    with kernels.own_threads(threads):
+        gx = module.max_pool_tiles_backward(gy, index, kh, kw)
     routed = np.zeros_like(windows)
     np.put_along_axis(routed, windows.argmax(axis=-1)[..., None], gy[..., None], axis=-1)
     expected = routed.reshape(5, 3, 4, kh, kw).transpose(0, 1, 3, 2, 4).reshape(planes.shape)

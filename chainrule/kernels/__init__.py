@@ -44,6 +44,7 @@ from chainrule.kernels.threads import (  # noqa: F401 (re-exported: kernels.own_
     blas_threads,
     give_blas_back,
     own_threads,
+    product,
     run_each,
     split,
     workers,

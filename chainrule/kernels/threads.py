@@ -10,15 +10,17 @@ on chainrule's pool (:func:`run_each`, :func:`split`, :func:`workers`).
 The op that runs a kernel of its own decides: the convolutions (Winograd, direct sums, and
 im2col over a batch: its copies and one-thread products per chunk), max pooling, the fused
 LSTM and a large optimizer step enter :func:`own_threads` around their own work with
-``hold=True``, and an op about to run a large BLAS product (a Dense layer, ``matmul``, an
-im2col convolution of one sample) calls :func:`blas_for`, which gives BLAS its threads back. So a wide
-Dense layer between convolutions runs on BLAS's threads, the convolutions on chainrule's, a
-hand-written training loop runs as fast as ``Model.fit``, and no model or layer decides.
-``hold=True`` leaves BLAS on one thread after the block, for the next op of the kind: a CNN
-step then switches twice (at its Dense head, and at the first convolution of backward) instead
-of twice per op, ~0.1-0.2 ms each (a measured 1.1 ms of a 33 ms step when every op switched).
-So after such an op, NumPy products of your own run on one BLAS thread until chainrule's next
-large product or :func:`give_blas_back`. A nested entry, already in effect, returns at once.
+``hold=True``, and an op about to run a BLAS product (a Dense layer, ``matmul``, an im2col
+convolution of one sample) calls :func:`blas_for`, which gives BLAS its threads back for a
+large one (:data:`THREADED_PRODUCT`); a Dense layer's smaller products then share chainrule's
+threads (:func:`product`). So a wide Dense layer between convolutions runs on BLAS's threads,
+the convolutions on chainrule's, a hand-written training loop runs as fast as ``Model.fit``,
+and no model or layer decides. ``hold=True`` leaves BLAS on one thread after the block, for
+the next op of the kind: a CNN or char-LSTM step whose Dense head is below
+:data:`THREADED_PRODUCT` never switches at all (it switched twice a step before, and around
+each of its kernel ops before that: 1.1 ms of a 33 ms step). So after such an op, NumPy
+products of your own run on one BLAS thread until chainrule's next large product or
+:func:`give_blas_back`. A nested entry, already in effect, returns at once.
 
 **BLAS's spinning workers.** Capping BLAS to one thread does not stop a worker that is already
 awake: OpenBLAS's workers busy-wait for new work for 2²⁸ cycles (~0.1 s) after every product
@@ -29,8 +31,9 @@ core the convolution's second thread needs: ``bench/cnn.py``'s step took 43 ms i
 30 ms, with the Dense products still on two threads). So taking the cores also stops
 OpenBLAS's workers (:func:`_quiet_blas_workers`: OpenBLAS's own ``blas_thread_shutdown_``,
 what it runs before a ``fork``; the next product that wants threads starts them again,
-~0.1 ms), and a plain :func:`own_threads` block stops them once more when it gives BLAS its
-threads back, since restoring the count starts a fresh worker, which would spin on whatever
+0.5-2 ms on this machine: hence :data:`THREADED_PRODUCT`), and a plain :func:`own_threads`
+block stops them once more when it gives BLAS its threads back, since restoring the count
+starts a fresh worker, which would spin on whatever
 runs next (PyTorch's threads in a benchmark ran 3-7x slower). An MLP epoch, whose products
 keep their spinning workers between steps, is unchanged (0.59 s, in turn with and without).
 The workers are stopped only while no other thread of the program could be inside a BLAS call
@@ -53,6 +56,8 @@ import ctypes
 import os
 import threading
 from concurrent import futures
+
+import numpy as np
 
 _blas_libraries = None  # threadpoolctl's controllers of the loaded BLAS libraries, found once
 
@@ -149,12 +154,20 @@ _pool_owner = None  # (pid, size): a forked child must not use its parent's (dea
 
 #: Multiply-adds (or their time's worth of other work) below which :func:`own_threads` given
 #: ``work=`` changes nothing: taking the cores costs ~0.1 ms (BLAS's thread counts set, its
-#: worker stopped and started again), ~0.2-0.5 ms of such work on one thread.
+#: worker stopped), ~0.2-0.5 ms of such work on one thread.
 MIN_SHARED_WORK = 4_000_000
 
-#: Multiply-adds m·k·n from which a product gets BLAS's threads back (:func:`blas_for`): OpenBLAS
-#: runs smaller GEMMs on one thread anyway (below 2 × 262,144 on 2 threads).
-THREADED_PRODUCT = 2 * 262_144
+#: Multiply-adds m·k·n from which a product gets BLAS's threads back from chainrule's kernels
+#: (:func:`blas_for`). Starting OpenBLAS's stopped workers again is not free: a 2048 × 256 by
+#: 256 × 95 product (the char-LSTM's head) took 0.44 ms on two threads, and 1.9 ms (median of
+#: 100) right after the workers were stopped; a second thread saves that much only on products
+#: of ~2²⁸ multiply-adds. Smaller ones share chainrule's threads instead (:func:`product`).
+#: Giving them back for every product over 2 × 262,144 (OpenBLAS's own threshold for a second
+#: thread), as before, cost the char-LSTM step 27 → 30-36 ms.
+THREADED_PRODUCT = 2**28
+
+#: Rows of a product's output per thread, at least, when :func:`product` deals them out.
+PRODUCT_MIN_ROWS = 16
 
 _held = []  # [(BLAS library, its thread count)]: the counts chainrule's kernels took, to give back
 
@@ -194,6 +207,38 @@ def blas_for(multiply_adds: int) -> None:
     ``own_threads`` block). Costs one test when there is nothing to do."""
     if _held and _workers == 1 and multiply_adds >= THREADED_PRODUCT:
         give_blas_back()
+
+
+def product(a, b):
+    """a @ b (2-D arrays) on the threads that are free now: BLAS's own, as for any product,
+    except while chainrule's kernels hold the cores (after a convolution or an LSTM, say) and
+    the product is too small to start BLAS's workers again for (:data:`THREADED_PRODUCT`):
+    its rows, or its columns where it has more of them, are then dealt out to chainrule's
+    threads, BLAS on one thread each. (The char-LSTM's head: 1.0 → 0.7 ms forward and
+    1.8 → 1.5 ms backward, against BLAS's one thread; its step 27.6-28.0 → 25.7-26.2 ms.)
+    Inside a kernel (``workers() > 1``) it is a plain a @ b on the calling thread."""
+    rows, columns = a.shape[0], b.shape[1]
+    multiply_adds = rows * a.shape[1] * columns
+    blas_for(multiply_adds)
+    if (not _held or _workers > 1 or multiply_adds < MIN_SHARED_WORK
+            or max(rows, columns) < 2 * PRODUCT_MIN_ROWS or type(a) is not np.ndarray
+            or type(b) is not np.ndarray):
+        return a @ b
+    out = np.empty((rows, columns), dtype=np.result_type(a.dtype, b.dtype))
+    by_rows = rows >= columns
+
+    def block(k):
+        part = slice(*blocks[k])
+        if by_rows:
+            np.matmul(a[part], b, out=out[part])
+        else:
+            np.matmul(a, b[:, part], out=out[:, part])
+
+    with own_threads(hold=True):
+        length = rows if by_rows else columns
+        blocks = split(length, min(_workers, length // PRODUCT_MIN_ROWS))
+        run_each(block, len(blocks))
+    return out
 
 
 @contextlib.contextmanager

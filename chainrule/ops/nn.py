@@ -55,8 +55,7 @@ class Linear(Function):
         self.relu = self.keeps_output = relu
 
     def forward(self, x, w, b=None):
-        kernels.blas_for(x.size * w.shape[1])
-        y = x.reshape(-1, x.shape[-1]) @ w
+        y = kernels.product(x.reshape(-1, x.shape[-1]), w)
         if b is not None:
             y += b
         if self.relu:
@@ -70,10 +69,9 @@ class Linear(Function):
             return self._recorded_backward(gy)
         x, w = self.inputs[0], self.inputs[1]
         g2 = gy.data.reshape(-1, w.shape[1])
-        kernels.blas_for(g2.size * w.shape[0])
         gx = gw = gb = None
         if x.requires_grad:
-            gx = constant((g2 @ w.data.T).reshape(x.shape))
+            gx = constant(kernels.product(g2, w.data.T).reshape(x.shape))
         if w.requires_grad:
             gw = constant(kernel_gradient(x.data.reshape(-1, w.shape[0]), g2))
         if len(self.inputs) == 2:
@@ -101,7 +99,7 @@ def kernel_gradient(x2, g2):
     """
     if x2.shape[0] == 1 and type(x2) is np.ndarray:
         return np.dot(x2.T, g2)
-    return x2.T @ g2
+    return kernels.product(x2.T, g2)
 
 
 # -- elementwise activations ---------------------------------------------------------------------

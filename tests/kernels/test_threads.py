@@ -263,7 +263,10 @@ def test_a_plain_block_gives_back_what_it_took(monkeypatch):
     assert threads._blas()[0].get_num_threads() == 2
 
 
-def test_a_dense_layer_after_a_convolution_gets_blas_threads_back(rng):
+@pytest.mark.parametrize("units, gets_blas_back", [(1024, True), (256, False)])
+def test_a_dense_layer_after_a_convolution(units, gets_blas_back, rng):
+    """A Dense product of 2²⁸ multiply-adds or more gets BLAS's threads back; a smaller one
+    leaves the cores held and shares chainrule's threads (kernels.product)."""
     pytest.importorskip("threadpoolctl")
     if not threads._blas() or min(lib.get_num_threads() for lib in threads._blas()) < 2:
         pytest.skip("needs a BLAS with 2 threads or more")
@@ -273,11 +276,44 @@ def test_a_dense_layer_after_a_convolution_gets_blas_threads_back(rng):
     full = [library.get_num_threads() for library in threads._blas()]
     x = cr.tensor(rng.standard_normal((64, 32, 14, 14)).astype(np.float32))
     w = cr.tensor(rng.standard_normal((64, 32, 3, 3)).astype(np.float32))
-    features = F.conv2d(x, w, padding=1, algorithm="winograd")
+    features = F.conv2d(x, w, padding=1, algorithm="winograd").reshape(64, -1)
     held = [library.get_num_threads() for library in threads._blas()]
-    F.linear(features.reshape(64, -1), cr.tensor(np.ones((64 * 14 * 14, 256), np.float32)))
+    kernel = rng.standard_normal((64 * 14 * 14, units)).astype(np.float32)
+    assert (64 * kernel.size >= threads.THREADED_PRODUCT) == gets_blas_back
+    y = F.linear(features, cr.tensor(kernel))
     assert held == [1] * len(full)  # the convolution held the cores for the next kernel op
-    assert [library.get_num_threads() for library in threads._blas()] == full
+    after = [library.get_num_threads() for library in threads._blas()]
+    assert after == (full if gets_blas_back else held)
+    np.testing.assert_allclose(y.numpy(), features.numpy() @ kernel, rtol=1e-4, atol=1e-3)
+    kernels.give_blas_back()
+
+
+@pytest.mark.parametrize("shape", [(96, 40, 64), (64, 40, 96), (24, 8, 20)])
+def test_a_product_while_the_cores_are_held_shares_chainrules_threads(shape, monkeypatch, rng):
+    """Rows (or columns, where there are more) dealt out to the pool, one block a thread: the
+    numbers of a @ b. Outside a held block, or inside a kernel, it is a @ b as it is."""
+    monkeypatch.setattr(threads, "_worker_shutdowns", [])
+    monkeypatch.setattr(threads, "_blas_libraries", [_FakeBlas()])
+    monkeypatch.setattr(threads, "_held", [])
+    monkeypatch.setattr(threads, "MIN_SHARED_WORK", 0)
+    runs = []
+    run_each = threads.run_each
+    monkeypatch.setattr(threads, "run_each", lambda work, count: runs.append(count)
+                        or run_each(work, count))
+    m, k, n = shape
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    np.testing.assert_array_equal(kernels.product(a, b), a @ b)  # nothing held
+    assert runs == []
+    with kernels.own_threads(hold=True):
+        np.testing.assert_array_equal(kernels.product(a, b), a @ b)  # inside a kernel
+    assert runs == []
+    np.testing.assert_allclose(kernels.product(a, b), a @ b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(kernels.product(a.T.copy().T, b[:, ::-1]), a @ b[:, ::-1],
+                               rtol=1e-12, atol=1e-12)  # strided operands
+    small = max(m, n) < 2 * threads.PRODUCT_MIN_ROWS  # too few rows to share: a @ b
+    assert runs == ([] if small else [2, 2])
+    assert threads._blas()[0].get_num_threads() == 1  # still held
+    kernels.give_blas_back()
 
 
 def test_a_blas_cap_takes_over_from_held_cores_and_leaves_none_behind(monkeypatch):

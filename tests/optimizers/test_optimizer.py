@@ -281,6 +281,44 @@ def test_helper_threads_take_jobs_and_errors_reach_the_caller(monkeypatch):
         opt.step()
 
 
+def test_a_shared_step_gives_back_the_cores_it_took(monkeypatch):
+    """The step's own block gives BLAS its threads back (the next step's Dense products would
+    otherwise restart its workers one at a time); cores a kernel op held before stay held."""
+    from chainrule.kernels import threads
+
+    class FakeBlas:
+        internal_api, count = "openblas", 2
+
+        def get_num_threads(self):
+            return self.count
+
+        def set_num_threads(self, count):
+            self.count = count
+
+    blas = FakeBlas()
+    monkeypatch.setattr(threads, "_worker_shutdowns", [])
+    monkeypatch.setattr(threads, "_blas_libraries", [blas])
+    monkeypatch.setattr(threads, "_held", [])
+    monkeypatch.setattr(optimizer_module, "PARALLEL_ELEMENTS_PER_THREAD", 1)
+    seen = []
+    update = None
+
+    def spying_update(*args):
+        seen.append((blas.count, kernels.workers()))
+        return update(*args)
+
+    params, opt = train(CONFIGS["adam"], steps=1)
+    update = opt.update_step
+    monkeypatch.setattr(opt, "update_step", spying_update)
+    opt.step()
+    assert seen and set(seen) == {(1, 2)} and blas.count == 2  # taken, then given back
+    with kernels.own_threads(hold=True):
+        pass
+    opt.step()
+    assert blas.count == 1  # held by the kernel op before: still held
+    kernels.give_blas_back()
+
+
 def _threaded_step_in_child(conn):
     params, opt = train(CONFIGS["adam"], steps=1)
     conn.send(opt.iterations)

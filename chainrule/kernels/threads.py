@@ -166,10 +166,18 @@ MIN_SHARED_WORK = 4_000_000
 #: thread), as before, cost the char-LSTM step 27 → 30-36 ms.
 THREADED_PRODUCT = 2**28
 
+#: The same for cores that a large optimizer step holds (``own_threads(hold=NEXT_PRODUCT)``):
+#: any product BLAS would run on two threads (OpenBLAS's own threshold, 2 × 262,144) gets them
+#: back. The next step's forward pass is all products, and on chainrule's threads one by one
+#: (:func:`product`) they ran slower than on BLAS's own after one restart (an MLP of width
+#: 1024: 8.2 against 7.0 ms a step); held until then, steps back to back switch nothing.
+NEXT_PRODUCT = 2 * 262_144
+
 #: Rows of a product's output per thread, at least, when :func:`product` deals them out.
 PRODUCT_MIN_ROWS = 16
 
 _held = []  # [(BLAS library, its thread count)]: the counts chainrule's kernels took, to give back
+_release_at = 0  # the multiply-adds of a product that gets them back (the largest hold asked)
 
 
 def _take_cores() -> bool:
@@ -195,24 +203,27 @@ def give_blas_back() -> None:
     LSTM or a large optimizer step, before NumPy work of your own that wants BLAS's threads
     (until then BLAS runs it on one thread).
     """
+    global _release_at
     while _held:
         library, count = _held.pop()
         library.set_num_threads(count)
+    _release_at = 0
 
 
 def blas_for(multiply_adds: int) -> None:
     """Called by an op just before a BLAS product of ``multiply_adds`` (m·k·n): gives BLAS its
     threads back (:func:`give_blas_back`) when chainrule's kernels hold them, the product is
-    large enough to use them (:data:`THREADED_PRODUCT`) and no kernel is running (outside an
-    ``own_threads`` block). Costs one test when there is nothing to do."""
-    if _held and _workers == 1 and multiply_adds >= THREADED_PRODUCT:
+    large enough to use them (:data:`THREADED_PRODUCT`, or :data:`NEXT_PRODUCT` after an
+    optimizer step) and no kernel is running (outside an ``own_threads`` block). Costs one
+    test when there is nothing to do."""
+    if _held and _workers == 1 and multiply_adds >= (_release_at or THREADED_PRODUCT):
         give_blas_back()
 
 
 def product(a, b):
     """a @ b (2-D arrays) on the threads that are free now: BLAS's own, as for any product,
     except while chainrule's kernels hold the cores (after a convolution or an LSTM, say) and
-    the product is too small to start BLAS's workers again for (:data:`THREADED_PRODUCT`):
+    the product is too small to start BLAS's workers again for (:func:`blas_for`):
     its rows, or its columns where it has more of them, are then dealt out to chainrule's
     threads, BLAS on one thread each. (The char-LSTM's head: 1.0 → 0.7 ms forward and
     1.8 → 1.5 ms backward, against BLAS's one thread; its step 27.6-28.0 → 25.7-26.2 ms.)
@@ -242,7 +253,7 @@ def product(a, b):
 
 
 @contextlib.contextmanager
-def own_threads(count: int | None = None, work: int | None = None, hold: bool = False):
+def own_threads(count: int | None = None, work: int | None = None, hold: bool | int = False):
     """Inside the block, BLAS runs on one thread (its spinning workers stopped) and
     chainrule's kernels on ``count`` threads (default: as many as BLAS had, so a cap set with
     :func:`blas_threads` holds).
@@ -254,14 +265,16 @@ def own_threads(count: int | None = None, work: int | None = None, hold: bool = 
     update of a step) finds the cores taken already, and the first op with a large product
     gives BLAS its threads back (:func:`blas_for`): two switches a CNN step instead of two per
     op (1.1 ms of a 33 ms step). Without ``hold`` (a user's block around a whole loop) BLAS gets
-    its threads back on leaving, unless they were held before it.
+    its threads back on leaving, unless they were held before it. ``hold`` may also be the
+    multiply-adds of the product that gets them back (the optimizer's :data:`NEXT_PRODUCT`;
+    ``True`` is :data:`THREADED_PRODUCT`); the largest hold in effect counts.
 
     ``work`` (multiply-adds) says how much there is: below :data:`MIN_SHARED_WORK` the block
     runs as it is, on the caller's thread (a gradient check's tiny convolutions ran 20 %
     slower taking the cores each time). Nested, it keeps the count in effect. The setting is
     the process's, like BLAS's own: two threads running such ops at once share it.
     """
-    global _workers
+    global _workers, _release_at
     libraries = _blas()
     if (not libraries or (_workers > 1 and count in (None, _workers))
             or (work is not None and work < MIN_SHARED_WORK)):
@@ -272,6 +285,8 @@ def own_threads(count: int | None = None, work: int | None = None, hold: bool = 
         count = previous if previous > 1 else min(
             [held for _, held in _held] or [lib.get_num_threads() for lib in libraries])
     took = _take_cores()
+    if hold and _held:
+        _release_at = max(_release_at, THREADED_PRODUCT if hold is True else int(hold))
     _workers = max(1, int(count))
     try:
         yield

@@ -336,15 +336,17 @@ class Optimizer:
         the work is large (the threads take jobs one at a time, largest first, so a thread that
         starts late costs nothing: the others do the work it did not take).
 
-        The block gives BLAS back the threads it took (not ``hold=True``): the products that
-        come next, the forward pass of the next step, would otherwise run on chainrule's
-        threads one by one (``kernels.product``), slower than on BLAS's own (an MLP of width
-        1024: 8.2 against 7.0 ms a step); cores that a kernel op held before stay held."""
+        The block holds the cores until the next product BLAS would share
+        (``kernels.threads.NEXT_PRODUCT``), not a kernel op's ``THREADED_PRODUCT``: the
+        forward pass of the next step is all products, which on chainrule's threads one by
+        one ran slower than on BLAS's own (an MLP of width 1024: 8.2 against 7.0 ms a step);
+        steps back to back switch nothing (``bench/optim.py``), and cores that a kernel op
+        held before stay held as it asked."""
         if not self._may_share(jobs):
             for job in jobs:
                 self.update_step(*job)
             return
-        with kernels.own_threads():  # BLAS's threads sleep while ours work; back after
+        with kernels.own_threads(hold=kernels.threads.NEXT_PRODUCT):  # BLAS's sleep meanwhile
             elements = sum(job[1].size for job in jobs)
             threads = min(kernels.workers(), len(jobs), elements // PARALLEL_ELEMENTS_PER_THREAD)
             pending = collections.deque(sorted(jobs, key=lambda job: -job[1].size))

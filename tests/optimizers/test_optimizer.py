@@ -281,9 +281,10 @@ def test_helper_threads_take_jobs_and_errors_reach_the_caller(monkeypatch):
         opt.step()
 
 
-def test_a_shared_step_gives_back_the_cores_it_took(monkeypatch):
-    """The step's own block gives BLAS its threads back (the next step's Dense products would
-    otherwise restart its workers one at a time); cores a kernel op held before stay held."""
+def test_a_shared_step_holds_the_cores_until_the_next_product(monkeypatch):
+    """The step holds the cores it took until a product BLAS would share (the next step's
+    forward: on chainrule's threads one by one its products ran slower), not for a kernel op's
+    2^28 multiply-adds; steps back to back switch nothing; a kernel op's hold stays as it was."""
     from chainrule.kernels import threads
 
     class FakeBlas:
@@ -301,22 +302,24 @@ def test_a_shared_step_gives_back_the_cores_it_took(monkeypatch):
     monkeypatch.setattr(threads, "_held", [])
     monkeypatch.setattr(optimizer_module, "PARALLEL_ELEMENTS_PER_THREAD", 1)
     seen = []
-    update = None
-
-    def spying_update(*args):
-        seen.append((blas.count, kernels.workers()))
-        return update(*args)
-
     params, opt = train(CONFIGS["adam"], steps=1)
     update = opt.update_step
-    monkeypatch.setattr(opt, "update_step", spying_update)
+    monkeypatch.setattr(opt, "update_step", lambda *args: seen.append(
+        (blas.count, kernels.workers())) or update(*args))
     opt.step()
-    assert seen and set(seen) == {(1, 2)} and blas.count == 2  # taken, then given back
-    with kernels.own_threads(hold=True):
+    opt.step()
+    assert seen and set(seen) == {(1, 2)} and blas.count == 1  # taken, and held
+    kernels.blas_for(threads.NEXT_PRODUCT - 1)
+    assert blas.count == 1
+    kernels.blas_for(threads.NEXT_PRODUCT)  # the next step's first product
+    assert blas.count == 2
+    with kernels.own_threads(hold=True):  # a kernel op holds the cores ...
         pass
-    opt.step()
-    assert blas.count == 1  # held by the kernel op before: still held
+    opt.step()  # ... and the step inside that hold keeps it
+    kernels.blas_for(threads.THREADED_PRODUCT - 1)
+    assert blas.count == 1
     kernels.give_blas_back()
+    assert blas.count == 2
 
 
 def _threaded_step_in_child(conn):

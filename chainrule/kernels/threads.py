@@ -8,19 +8,19 @@ runs on one thread (its workers stopped) and the kernels that can split their wo
 on chainrule's pool (:func:`run_each`, :func:`split`, :func:`workers`).
 
 The op that runs a kernel of its own decides: the convolutions (Winograd, direct sums, and
-im2col over a batch: its copies and one-thread products per chunk), max pooling, the fused
-LSTM and a large optimizer step enter :func:`own_threads` around their own work with
-``hold=True``, and an op about to run a BLAS product (a Dense layer, ``matmul``, an im2col
-convolution of one sample) calls :func:`blas_for`, which gives BLAS its threads back for a
-large one (:data:`THREADED_PRODUCT`); a Dense layer's smaller products then share chainrule's
-threads (:func:`product`). So a wide Dense layer between convolutions runs on BLAS's threads,
-the convolutions on chainrule's, a hand-written training loop runs as fast as ``Model.fit``,
-and no model or layer decides. ``hold=True`` leaves BLAS on one thread after the block, for
-the next op of the kind: a CNN or char-LSTM step whose Dense head is below
-:data:`THREADED_PRODUCT` never switches at all (it switched twice a step before, and around
-each of its kernel ops before that: 1.1 ms of a 33 ms step). So after such an op, NumPy
-products of your own run on one BLAS thread until chainrule's next large product or
-:func:`give_blas_back`. A nested entry, already in effect, returns at once.
+im2col over a batch: its copies and one-thread products per chunk), max pooling and the
+fused LSTM enter :func:`own_threads` around their own work with ``hold=True`` (a large
+optimizer step with ``hold=NEXT_PRODUCT``), and an op about to run a BLAS product (a Dense
+layer, ``matmul``, an im2col convolution of one sample) calls :func:`blas_for`, which gives
+BLAS its threads back for a large one (:data:`THREADED_PRODUCT`); a Dense layer's smaller
+products then share chainrule's threads (:func:`product`). So a wide Dense layer between
+convolutions runs on BLAS's threads, the convolutions on chainrule's, a hand-written training
+loop runs as fast as ``Model.fit``, and no model or layer decides. ``hold=True`` leaves BLAS
+on one thread after the block, for the next op of the kind: a CNN or char-LSTM step whose
+Dense head is below :data:`THREADED_PRODUCT` never switches at all (it switched twice a step
+before, and around each of its kernel ops before that: 1.1 ms of a 33 ms step). So after such
+an op, NumPy products of your own run on one BLAS thread until chainrule's next large product
+or :func:`give_blas_back`. A nested entry, already in effect, returns at once.
 
 **BLAS's spinning workers.** Capping BLAS to one thread does not stop a worker that is already
 awake: OpenBLAS's workers busy-wait for new work for 2²⁸ cycles (~0.1 s) after every product
@@ -258,13 +258,14 @@ def own_threads(count: int | None = None, work: int | None = None, hold: bool | 
     chainrule's kernels on ``count`` threads (default: as many as BLAS had, so a cap set with
     :func:`blas_threads` holds).
 
-    Entered by the ops whose time is in chainrule's own kernels rather than in BLAS products
-    (the Winograd and direct convolutions, max pooling, the fused LSTM, a large optimizer
-    step), around their own work, with ``hold=True``: BLAS then stays on one thread after the
-    block, so that the next such op (a pooling after a convolution, the convolutions and the
-    update of a step) finds the cores taken already, and the first op with a large product
-    gives BLAS its threads back (:func:`blas_for`): two switches a CNN step instead of two per
-    op (1.1 ms of a 33 ms step). Without ``hold`` (a user's block around a whole loop) BLAS gets
+    Entered by the ops whose time is in chainrule's own kernels rather than in one BLAS
+    product (the convolutions, max pooling, the fused LSTM, a large optimizer step), around
+    their own work, with ``hold``: BLAS then stays on one thread after the block, so that the
+    next such op (a pooling after a convolution, the convolutions and the update of a step)
+    finds the cores taken already, and the first op with a large product gives BLAS its
+    threads back (:func:`blas_for`): no switch at all in a CNN step whose Dense head is
+    smaller than :data:`THREADED_PRODUCT`, against two per op once (1.1 ms of a 33 ms step).
+    Without ``hold`` (a user's block around a whole loop) BLAS gets
     its threads back on leaving, unless they were held before it. ``hold`` may also be the
     multiply-adds of the product that gets them back (the optimizer's :data:`NEXT_PRODUCT`;
     ``True`` is :data:`THREADED_PRODUCT`); the largest hold in effect counts.

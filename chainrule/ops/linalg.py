@@ -17,6 +17,8 @@ class MatMul(Function):
     """
 
     def forward(self, a, b):
+        if a.ndim == 2 and b.ndim == 2:  # on the threads that are free (see kernels.product)
+            return kernels.product(a, b)
         kernels.blas_for(a.size * b.shape[-1])
         return a @ b
 

@@ -13,11 +13,12 @@ Each kernel exists twice, with the same arguments and the same results:
 Which one runs: the compiled kernels when Numba can be imported, unless the environment
 variable ``CHAINRULE_KERNELS=numpy`` says otherwise. Where Numba is missing or broken, the
 first kernel call warns once, in one line (:class:`KernelsNotice`), and the NumPy kernels
-run; ``CHAINRULE_KERNELS=numpy`` chooses them without a notice. :func:`use` switches at run
-time (the
-tests run every kernel both ways). Both do their arithmetic in the arrays' dtype, in the same
-order, so float32 results agree bit for bit (the long sums of a convolution's kernel gradient
-and bias gradient excepted: their loops add in another order, and agree to rounding)::
+run; ``CHAINRULE_KERNELS=numpy`` chooses them without a notice. With the NumPy kernels, glibc's
+malloc is asked to keep freed memory for the next step (:mod:`chainrule.kernels.malloc`).
+:func:`use` switches at run time (the tests run every kernel both ways). Both do their
+arithmetic in the arrays' dtype, in the same order, so float32 results agree bit for bit (the
+long sums of a convolution's kernel gradient and bias gradient excepted: their loops add in
+another order, and agree to rounding)::
 
     >>> from chainrule import kernels
     >>> kernels.use("numpy")
@@ -38,7 +39,7 @@ import warnings
 
 import numpy as np
 
-from chainrule.kernels import reference
+from chainrule.kernels import malloc, reference
 from chainrule.kernels.threads import (  # noqa: F401 (re-exported: kernels.own_threads etc.)
     blas_for,
     blas_threads,
@@ -87,7 +88,8 @@ def _numba_import_error() -> Exception | None:
 
 def use(name: str) -> None:
     """Run the kernels of ``name``: "numpy" (the reference), "numba" (compiled) or "auto"
-    (numba when installed)."""
+    (numba when installed). Choosing the NumPy kernels also asks glibc's malloc to keep
+    freed memory for reuse (:func:`chainrule.kernels.malloc.keep_freed_memory`)."""
     global _active, _chosen
     if name == "auto":
         name = available()[-1]
@@ -102,6 +104,7 @@ def use(name: str) -> None:
         from chainrule.kernels import compiled as module
     else:
         module = reference
+        malloc.keep_freed_memory()
     _active, _chosen = module, name
 
 

@@ -279,7 +279,9 @@ class Im2col:
         * stride 1: ∂L/∂x is the correlation of G, padded by the kernel's span, with the
           kernel flipped in space and its channel axes exchanged (the transposed convolution);
           the same im2col of G gives ∂L/∂W (:func:`transposed_correlation`);
-        * with strides: ∂L/∂x = col2im(Wᵀ @ G) and ∂L/∂W = Σ_chunks G @ im2col(x)ᵀ.
+        * with strides, or with at least twice as many filters as input channels
+          (:func:`col2im_is_cheaper`): ∂L/∂x = col2im(Wᵀ @ G) and
+          ∂L/∂W = Σ_chunks G @ im2col(x)ᵀ.
 
         With ``relu_output`` (a fused ReLU's y), G = ∂L/∂y ⊙ [y > 0].
         """
@@ -287,7 +289,7 @@ class Im2col:
         with _threads_for(geom):
             gy_cn, gb = masked_by_relu(gy_cn, relu_output, need_b, dtype)
             gx_cn = gw = None
-            if need_x and geom.stride == (1, 1):
+            if need_x and geom.stride == (1, 1) and not col2im_is_cheaper(geom):
                 gx_cn, gw = transposed_correlation(gy_cn, x_cn, w, geom, dtype, need_w)
             else:
                 if need_x:
@@ -298,6 +300,17 @@ class Im2col:
 
 
 IM2COL = Im2col()
+
+
+def col2im_is_cheaper(geom: ConvGeometry) -> bool:
+    """Whether col2im computes a stride-1 input gradient faster than the transposed
+    correlation: at least twice as many filters as input channels. The transposed correlation
+    copies im2col(G), F·kh·kw rows; col2im adds back C·kh·kw rows and the kernel gradient
+    copies as many of x. Measured forward+backward on 2 cores, NumPy kernels, batch 128, 3 × 3
+    (transposed → col2im): 1 → 32 channels at 28 × 28 13.3 → 4.0 ms, 32 → 64 at 14 × 14
+    15.9 → 13.6 ms; but 16 → 16 at 28 × 28 10.6 → 19.1 ms, 64 → 64 22.9 → 30.3 ms and
+    64 → 32 12.3 → 26.5 ms."""
+    return 2 * geom.channels <= geom.filters
 
 
 def masked_by_relu(gy_cn, relu_output, need_b: bool, dtype):

@@ -63,6 +63,10 @@ CASES = {
     "padding wider than the kernel": ((2, 2, 5, 4), (3, 2, 3, 2), 1, 3, 1),
     "1x1 with padding": ((2, 2, 4, 3), (3, 2, 1, 1), 1, 1, 1),
     "more filters than patch rows": ((2, 1, 6, 5), (12, 1, 3, 3), 1, 1, 1),
+    # stride 1 with at least twice the filters: the input gradient by col2im, not the
+    # transposed correlation (conv_im2col.col2im_is_cheaper)
+    "twice the filters, same, even kernel": ((2, 2, 6, 5), (4, 2, 2, 4), 1, "same", 1),
+    "twice the filters, dilation 2, wide padding": ((2, 2, 7, 6), (5, 2, 3, 2), 1, 3, 2),
 }
 
 
@@ -111,6 +115,22 @@ def test_gradcheck(case, rng):
     assert cr.gradcheck(
         lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation),
         inputs)
+
+
+@pytest.mark.parametrize("filters, col2im", [(2, False), (4, True)])
+def test_stride_one_input_gradient_either_way(filters, col2im, monkeypatch, rng):
+    """Stride 1: the transposed correlation, or col2im with twice the filters or more; both
+    pass the gradient check, through a fused ReLU, in im2col forced or chosen."""
+    used = []
+    transposed = conv_im2col.transposed_correlation
+    monkeypatch.setattr(conv_im2col, "transposed_correlation",
+                        lambda *args: used.append(True) or transposed(*args))
+    inputs = [cr.tensor(rng.standard_normal(s), dtype="float64", requires_grad=True)
+              for s in ((1, 2, 6, 5), (filters, 2, 3, 2), (filters,))]
+    with F.conv_algorithm("im2col"):
+        assert cr.gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=3, dilation=2, relu=True),
+                            inputs)
+    assert bool(used) != col2im
 
 
 @pytest.mark.parametrize("case", ["3x3 pad 1", "stride (2, 1) pad (1, 2)", "1x1"])

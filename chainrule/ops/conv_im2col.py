@@ -6,9 +6,10 @@ input into a column ("im2col"), and the output for all positions at once is
     Y (F, positions) = W (F, C·kh·kw) @ cols (C·kh·kw, positions) + b,
 
 with the gradients ∂L/∂W = G @ colsᵀ and ∂L/∂b = Σ G (G = ∂L/∂Y). The input gradient is the
-*transposed* convolution: with stride 1 it is itself a convolution of G (padded by the kernel's
-span) with the flipped kernel, computed the same way; with strides it is col2im(Wᵀ @ G), which
-adds every column back onto the input pixels its window covered.
+*transposed* convolution: col2im(Wᵀ @ G), which adds every column back onto the input pixels
+its window covered; with stride 1 and fewer than twice as many filters as input channels it is
+cheaper as a convolution of G (padded by the kernel's span) with the flipped kernel, computed
+the same way (:func:`col2im_is_cheaper`).
 
 How the arrays are laid out decides the speed:
 
@@ -28,9 +29,9 @@ step moving a whole block of the batch.
 **Threads.** A batch of several chunks is dealt out to chainrule's threads inside
 :func:`chainrule.kernels.own_threads`, each thread with its own buffers and BLAS on one thread:
 im2col's copies, col2im's additions and the ReLU's mask then run on every core, not only the
-products. A batch of one chunk runs its products on BLAS's threads instead
+products. A one-sample batch runs its products on BLAS's threads instead
 (:func:`chainrule.kernels.blas_for`). (Measured on 2 cores, the 32 → 64 channel layer of
-``bench/cnn.py``: forward 8.9 → 6.4 ms and backward 27 → 17 ms, against one thread's copies
+``bench/cnn.py``: forward 8.9 → 7.0 ms and backward 27 → 18 ms, against one thread's copies
 with BLAS's two threads for the products.)
 """
 

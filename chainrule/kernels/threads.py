@@ -210,6 +210,12 @@ def give_blas_back() -> None:
     _release_at = 0
 
 
+def cores_taken() -> bool:
+    """Whether :func:`own_threads` would switch no thread of BLAS's: chainrule's kernels hold
+    the cores already, or BLAS runs on one thread anyway (or cannot be capped)."""
+    return bool(_held) or all(library.get_num_threads() <= 1 for library in _blas())
+
+
 def blas_for(multiply_adds: int) -> None:
     """Called by an op just before a BLAS product of ``multiply_adds`` (m·k·n): gives BLAS its
     threads back (:func:`give_blas_back`) when chainrule's kernels hold them, the product is

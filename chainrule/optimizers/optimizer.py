@@ -43,6 +43,13 @@ from chainrule.tensor import Tensor
 #: costs tens of microseconds, as much as updating ~100,000 numbers, so small models stay serial.
 PARALLEL_ELEMENTS_PER_THREAD = 1 << 17
 
+#: Unless chainrule's kernels hold the cores already (after a convolution or an LSTM), taking
+#: them for the step stops BLAS's workers now and restarts them at the next product (0.5-2 ms):
+#: below this many elements the step stays on the caller's thread. MLP 784-w-w-10, SGD with
+#: momentum, batch 128, ms a step shared / on one thread: w = 256 (268 k) 1.68 / 1.46,
+#: w = 512 (670 k) 2.93 / 2.75, w = 1024 (1.9 M) 6.25 / 6.7, w = 2048 (5.8 M) 19.8 / 20.7.
+SWITCHING_ELEMENTS = 1 << 20
+
 _ALIASES = {"lr": "learning_rate", "eps": "epsilon"}  # PyTorch's names for group keys
 _GROUP_EXTRAS = ("params", "param_names", "name")  # group keys that are not hyper-parameters
 
@@ -354,9 +361,14 @@ class Optimizer:
 
     def _may_share(self, jobs) -> bool:
         """Whether the step is worth more than one thread: several parameters on the CPU (a
-        GPU's kernels are asynchronous already), at least two threads' worth of elements."""
-        return (self._thread_safe and len(jobs) > 1 and backend.device_of(jobs[0][1]) == "cpu"
-                and sum(job[1].size for job in jobs) >= 2 * PARALLEL_ELEMENTS_PER_THREAD)
+        GPU's kernels are asynchronous already), at least two threads' worth of elements, and
+        :data:`SWITCHING_ELEMENTS` where taking the cores would switch BLAS's threads."""
+        if not (self._thread_safe and len(jobs) > 1 and backend.device_of(jobs[0][1]) == "cpu"):
+            return False
+        enough = 2 * PARALLEL_ELEMENTS_PER_THREAD
+        if not kernels.threads.cores_taken():
+            enough = max(enough, SWITCHING_ELEMENTS)
+        return sum(job[1].size for job in jobs) >= enough
 
     def _update_until_done(self, pending) -> None:
         """Take jobs from ``pending`` (a deque: ``popleft`` is atomic) until none is left."""

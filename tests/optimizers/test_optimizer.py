@@ -253,6 +253,7 @@ def _force_threads(monkeypatch, count=3):
         return run_each(work, threads)
 
     monkeypatch.setattr(optimizer_module, "PARALLEL_ELEMENTS_PER_THREAD", 1)
+    monkeypatch.setattr(optimizer_module, "SWITCHING_ELEMENTS", 1)
     monkeypatch.setattr(kernels, "workers", lambda: count)
     monkeypatch.setattr(kernels, "run_each", counting_run_each)
     return counts
@@ -301,6 +302,7 @@ def test_a_shared_step_holds_the_cores_until_the_next_product(monkeypatch):
     monkeypatch.setattr(threads, "_blas_libraries", [blas])
     monkeypatch.setattr(threads, "_held", [])
     monkeypatch.setattr(optimizer_module, "PARALLEL_ELEMENTS_PER_THREAD", 1)
+    monkeypatch.setattr(optimizer_module, "SWITCHING_ELEMENTS", 1)
     seen = []
     params, opt = train(CONFIGS["adam"], steps=1)
     update = opt.update_step
@@ -320,6 +322,37 @@ def test_a_shared_step_holds_the_cores_until_the_next_product(monkeypatch):
     assert blas.count == 1
     kernels.give_blas_back()
     assert blas.count == 2
+
+
+def test_a_step_switches_blas_threads_only_when_it_is_large(monkeypatch):
+    """Without held cores, taking them costs BLAS a stop and a restart: a step shares its
+    parameters only from SWITCHING_ELEMENTS on; with the cores held, from two threads' worth."""
+    from chainrule.kernels import threads
+
+    class FakeBlas:
+        internal_api, count = "openblas", 2
+
+        def get_num_threads(self):
+            return self.count
+
+        def set_num_threads(self, count):
+            self.count = count
+
+    monkeypatch.setattr(threads, "_worker_shutdowns", [])
+    monkeypatch.setattr(threads, "_blas_libraries", [FakeBlas()])
+    monkeypatch.setattr(threads, "_held", [])
+    monkeypatch.setattr(optimizer_module, "PARALLEL_ELEMENTS_PER_THREAD", 1)
+    params, opt = train(CONFIGS["adam"], steps=1)
+    jobs = [(p.grad.data, p.data, {}, {}) for p in params]  # (only sizes and the device count)
+    elements = sum(p.data.size for p in params)
+    monkeypatch.setattr(optimizer_module, "SWITCHING_ELEMENTS", elements + 1)
+    assert not threads.cores_taken() and not opt._may_share(jobs)
+    with kernels.own_threads(hold=True):
+        pass
+    assert threads.cores_taken() and opt._may_share(jobs)
+    kernels.give_blas_back()
+    monkeypatch.setattr(optimizer_module, "SWITCHING_ELEMENTS", elements)
+    assert opt._may_share(jobs)
 
 
 def _threaded_step_in_child(conn):

@@ -15,6 +15,7 @@ import pytest
 
 import chainrule as cr
 from chainrule import kernels, optimizers
+from chainrule.kernels import threads as kernel_threads
 from chainrule.optimizers import (
     SGD,
     Adadelta,
@@ -282,25 +283,32 @@ def test_helper_threads_take_jobs_and_errors_reach_the_caller(monkeypatch):
         opt.step()
 
 
+class _FakeBlas:
+    """A BLAS of 2 threads that chainrule's thread switches can cap (no real library)."""
+
+    internal_api, count = "openblas", 2
+
+    def get_num_threads(self):
+        return self.count
+
+    def set_num_threads(self, count):
+        self.count = count
+
+
+def _fake_blas(monkeypatch) -> _FakeBlas:
+    """kernels.threads seeing only a fake BLAS, holding no cores; returns the BLAS."""
+    blas = _FakeBlas()
+    monkeypatch.setattr(kernel_threads, "_worker_shutdowns", [])
+    monkeypatch.setattr(kernel_threads, "_blas_libraries", [blas])
+    monkeypatch.setattr(kernel_threads, "_held", [])
+    return blas
+
+
 def test_a_shared_step_holds_the_cores_until_the_next_product(monkeypatch):
     """The step holds the cores it took until a product BLAS would share (the next step's
     forward: on chainrule's threads one by one its products ran slower), not for a kernel op's
     2^28 multiply-adds; steps back to back switch nothing; a kernel op's hold stays as it was."""
-    from chainrule.kernels import threads
-
-    class FakeBlas:
-        internal_api, count = "openblas", 2
-
-        def get_num_threads(self):
-            return self.count
-
-        def set_num_threads(self, count):
-            self.count = count
-
-    blas = FakeBlas()
-    monkeypatch.setattr(threads, "_worker_shutdowns", [])
-    monkeypatch.setattr(threads, "_blas_libraries", [blas])
-    monkeypatch.setattr(threads, "_held", [])
+    blas = _fake_blas(monkeypatch)
     monkeypatch.setattr(optimizer_module, "PARALLEL_ELEMENTS_PER_THREAD", 1)
     monkeypatch.setattr(optimizer_module, "SWITCHING_ELEMENTS", 1)
     seen = []
@@ -311,14 +319,14 @@ def test_a_shared_step_holds_the_cores_until_the_next_product(monkeypatch):
     opt.step()
     opt.step()
     assert seen and set(seen) == {(1, 2)} and blas.count == 1  # taken, and held
-    kernels.blas_for(threads.NEXT_PRODUCT - 1)
+    kernels.blas_for(kernel_threads.NEXT_PRODUCT - 1)
     assert blas.count == 1
-    kernels.blas_for(threads.NEXT_PRODUCT)  # the next step's first product
+    kernels.blas_for(kernel_threads.NEXT_PRODUCT)  # the next step's first product
     assert blas.count == 2
     with kernels.own_threads(hold=True):  # a kernel op holds the cores ...
         pass
     opt.step()  # ... and the step inside that hold keeps it
-    kernels.blas_for(threads.THREADED_PRODUCT - 1)
+    kernels.blas_for(kernel_threads.THREADED_PRODUCT - 1)
     assert blas.count == 1
     kernels.give_blas_back()
     assert blas.count == 2
@@ -327,29 +335,16 @@ def test_a_shared_step_holds_the_cores_until_the_next_product(monkeypatch):
 def test_a_step_switches_blas_threads_only_when_it_is_large(monkeypatch):
     """Without held cores, taking them costs BLAS a stop and a restart: a step shares its
     parameters only from SWITCHING_ELEMENTS on; with the cores held, from two threads' worth."""
-    from chainrule.kernels import threads
-
-    class FakeBlas:
-        internal_api, count = "openblas", 2
-
-        def get_num_threads(self):
-            return self.count
-
-        def set_num_threads(self, count):
-            self.count = count
-
-    monkeypatch.setattr(threads, "_worker_shutdowns", [])
-    monkeypatch.setattr(threads, "_blas_libraries", [FakeBlas()])
-    monkeypatch.setattr(threads, "_held", [])
+    _fake_blas(monkeypatch)
     monkeypatch.setattr(optimizer_module, "PARALLEL_ELEMENTS_PER_THREAD", 1)
     params, opt = train(CONFIGS["adam"], steps=1)
     jobs = [(p.grad.data, p.data, {}, {}) for p in params]  # (only sizes and the device count)
     elements = sum(p.data.size for p in params)
     monkeypatch.setattr(optimizer_module, "SWITCHING_ELEMENTS", elements + 1)
-    assert not threads.cores_taken() and not opt._may_share(jobs)
+    assert not kernel_threads.cores_taken() and not opt._may_share(jobs)
     with kernels.own_threads(hold=True):
         pass
-    assert threads.cores_taken() and opt._may_share(jobs)
+    assert kernel_threads.cores_taken() and opt._may_share(jobs)
     kernels.give_blas_back()
     monkeypatch.setattr(optimizer_module, "SWITCHING_ELEMENTS", elements)
     assert opt._may_share(jobs)

@@ -43,11 +43,14 @@ from chainrule.kernels import malloc, reference
 from chainrule.kernels.threads import (  # noqa: F401 (re-exported: kernels.own_threads etc.)
     blas_for,
     blas_threads,
+    deal_out,
     give_blas_back,
     own_threads,
     product,
+    run_blocks,
     run_each,
     split,
+    summed,
     workers,
 )
 from chainrule.kernels.updates import (  # noqa: F401 (re-exported: kernels.adam_update etc.)

@@ -55,13 +55,14 @@ def _max_pool_2x2_backward(gy, index, gx):
 
 def max_pool_tiles(planes, kh, kw, track):
     """2 × 2 windows: maxima and argmax (the offset 2i + j, uint8) in one pass over the planes,
-    ~9× faster than the reference; other sizes run the reference."""
+    ~9× faster than the reference; other sizes run the reference. The planes are dealt out in
+    one block per thread of :func:`chainrule.kernels.workers` (the kernels release the GIL)."""
     if (kh, kw) != (2, 2):
         return reference.max_pool_tiles(planes, kh, kw, track)
     count, height, width = planes.shape
     best = np.empty((count, height // 2, width // 2), dtype=planes.dtype)
     index = np.empty(best.shape, dtype=np.uint8)
-    _over_planes(count, lambda a, b: _max_pool_2x2(planes[a:b], best[a:b], index[a:b]))
+    threads.run_blocks(count, lambda a, b: _max_pool_2x2(planes[a:b], best[a:b], index[a:b]))
     return best, (index if track else None)
 
 
@@ -71,16 +72,9 @@ def max_pool_tiles_backward(gy, index, kh, kw):
         return reference.max_pool_tiles_backward(gy, index, kh, kw)
     count, out_height, out_width = gy.shape
     gx = np.empty((count, 2 * out_height, 2 * out_width), dtype=gy.dtype)
-    _over_planes(count, lambda a, b: _max_pool_2x2_backward(gy[a:b], index[a:b], gx[a:b]))
+    threads.run_blocks(count,
+                       lambda a, b: _max_pool_2x2_backward(gy[a:b], index[a:b], gx[a:b]))
     return gx
-
-
-def _over_planes(count: int, run) -> None:
-    """``run(start, stop)`` over the planes, dealt out in one block per thread of
-    :func:`chainrule.kernels.workers` (the pooling op enters ``own_threads`` for large inputs;
-    the kernels release the GIL)."""
-    blocks = threads.split(count, threads.workers())
-    threads.run_each(lambda k: run(*blocks[k]), len(blocks))
 
 
 # -- Winograd F(2 × 2, 3 × 3) tile transforms ----------------------------------------------------

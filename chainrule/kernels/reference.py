@@ -20,13 +20,12 @@ def max_pool_tiles(planes, kh, kw, track):
     xp = backend.get_array_module(planes)
     count, height, width = planes.shape
     best = xp.empty((count, height // kh, width // kw), dtype=planes.dtype)
-    blocks = _plane_blocks(planes, count)
 
-    def block(k):
-        start, stop = blocks[k]
+    def block(start, stop):
         return start, stop, _max_pool_block(planes[start:stop], kh, kw, track, best[start:stop])
 
-    index = threads.run_each(block, len(blocks))
+    parts = threads.workers() if type(planes) is np.ndarray else 1  # (CuPy: one block)
+    index = threads.run_blocks(count, block, parts)
     return best, (index if track else None)
 
 
@@ -63,18 +62,6 @@ def max_pool_tiles_backward(gy, index, kh, kw):
     return gx
 
 
-def _plane_blocks(planes, count: int) -> list[tuple[int, int]]:
-    """(start, stop) of one block of planes per thread for NumPy arrays (one block for others,
-    and for none)."""
-    parts = threads.workers() if type(planes) is np.ndarray else 1
-    return threads.split(count, parts) or [(0, count)]
-
-
-def _copied_into(out, a):
-    out[...] = a
-    return out
-
-
 def _route(g, index, count: int, out_slices) -> None:
     """Write g where ``index`` is k, and 0 elsewhere, into ``out_slices[k]`` for each k."""
     if count == 2:
@@ -90,8 +77,11 @@ def running_max(slices, track: bool, out=None):
     the first maximum."""
     first, rest = slices[0], slices[1:]
     if not rest:
-        best = first.copy() if out is None else _copied_into(out, first)
-        return best, (np.zeros(first.shape, np.uint8) if track else None)
+        if out is None:
+            out = first.copy()
+        else:
+            out[...] = first
+        return out, (np.zeros(first.shape, np.uint8) if track else None)
     index = None
     if track:
         index = np.greater(rest[0], first).view(np.uint8)  # 1 where the second is larger

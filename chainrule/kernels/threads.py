@@ -234,6 +234,9 @@ def product(a, b):
     threads, BLAS on one thread each. (The char-LSTM's head: 1.0 → 0.7 ms forward and
     1.8 → 1.5 ms backward, against BLAS's one thread; its step 27.6-28.0 → 25.7-26.2 ms.)
     Inside a kernel (``workers() > 1``) it is a plain a @ b on the calling thread."""
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"kernels.product: a and b must be 2-D, got shapes {a.shape} and "
+                         f"{b.shape}")
     rows, columns = a.shape[0], b.shape[1]
     multiply_adds = rows * a.shape[1] * columns
     blas_for(multiply_adds)
@@ -282,6 +285,9 @@ def own_threads(count: int | None = None, work: int | None = None, hold: bool | 
     the process's, like BLAS's own: two threads running such ops at once share it.
     """
     global _workers, _release_at
+    if not isinstance(hold, (bool, int)) or hold < 0:
+        raise TypeError(f"own_threads: hold must be True, False or a number of multiply-adds "
+                        f"(an int >= 0), got {hold!r}")
     libraries = _blas()
     if (not libraries or (_workers > 1 and count in (None, _workers))
             or (work is not None and work < MIN_SHARED_WORK)):
@@ -334,3 +340,35 @@ def split(count: int, parts: int) -> list[tuple[int, int]]:
     """``count`` items cut into ``parts`` contiguous (start, stop) runs of near-equal size."""
     bounds = [count * k // parts for k in range(parts + 1)]
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def run_blocks(count: int, work, parts: int | None = None) -> list:
+    """[work(start, stop) for each block] of ``count`` items cut into ``parts`` (default
+    :func:`workers`) near-equal blocks, one per thread (:func:`run_each`); one empty block
+    (0, 0) when there are no items, so that the work still sees its (empty) arrays."""
+    blocks = split(count, workers() if parts is None else parts) or [(0, count)]
+    return run_each(lambda k: work(*blocks[k]), len(blocks))
+
+
+def deal_out(chunks: list, new_state, each_chunk) -> list:
+    """Runs ``each_chunk(state, start, stop)`` for every (start, stop) of ``chunks``, dealt out
+    in turn to :func:`workers` threads, each with a ``state = new_state()`` of its own (its
+    buffers, its running sums), reused across its chunks. Returns the states, at least one
+    (a state that took no chunk when there are none)."""
+    count = max(1, min(workers(), len(chunks)))
+
+    def run(index):
+        state = new_state()
+        for start, stop in chunks[index::count]:
+            each_chunk(state, start, stop)
+        return state
+
+    return run_each(run, count)
+
+
+def summed(terms: list):
+    """Σ terms (the threads' partial sums), added into the first."""
+    total = terms[0]
+    for term in terms[1:]:
+        total += term
+    return total

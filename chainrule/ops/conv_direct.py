@@ -81,13 +81,11 @@ def _forward(x_cn, w, geom: ConvGeometry, bias=None, relu: bool = False):
     y = np.empty((geom.filters, geom.batch, geom.out_height, geom.out_width), dtype=dtype)
     padded, w = _padded(x_cn, geom, dtype), np.ascontiguousarray(w, dtype)
     correlate = kernels.select(x_cn).direct_correlate
-    parts = kernels.split(geom.filters, kernels.workers())
 
-    def run(index):  # each thread its filters: one contiguous block of the output
-        first, last = parts[index]
+    def run(first, last):  # each thread its filters: one contiguous block of the output
         correlate(padded, w[first:last], bias[first:last], relu, y[first:last])
 
-    kernels.run_each(run, len(parts))
+    kernels.run_blocks(geom.filters, run)
     return y
 
 
@@ -100,13 +98,11 @@ def _kernel_gradient(gy_cn, x_cn, relu_output, geom: ConvGeometry):
     gb = np.empty(geom.filters, dtype=dtype)
     padded = _padded(x_cn, geom, dtype)
     gradient = kernels.select(gy_cn).direct_kernel_gradient
-    parts = kernels.split(geom.filters, kernels.workers())
 
-    def run(index):
-        first, last = parts[index]
+    def run(first, last):
         kept = None if relu_output is None else relu_output[first:last]
         gradient(padded, gy_cn[first:last], kept, relu_output is not None, gw[first:last],
                  gb[first:last])
 
-    kernels.run_each(run, len(parts))
+    kernels.run_blocks(geom.filters, run)
     return gw, gb

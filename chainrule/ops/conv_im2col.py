@@ -158,11 +158,12 @@ class _Folder:
 
 
 class _Worker:
-    """One thread's buffers, reused across the chunks it takes: the unfolder, and whatever the
-    work of a chunk keeps on it (a product buffer, a kernel gradient's running sum)."""
+    """One thread's buffers, made when first used and reused across the chunks it takes, and
+    its running sum of the chunks' terms (``sum``, zeros of ``sum_shape`` to start from)."""
 
-    def __init__(self, geom: Im2colGeometry, dtype):
+    def __init__(self, geom: Im2colGeometry, dtype, sum_shape=None):
         self.geom, self.dtype = geom, dtype
+        self.sum = None if sum_shape is None else np.zeros(sum_shape, dtype)
 
     @functools.cached_property
     def unfold(self) -> _Unfolder:
@@ -172,30 +173,37 @@ class _Worker:
     def fold(self) -> _Folder:
         return _Folder(self.geom, self.dtype)
 
+    @functools.cached_property
+    def product(self):
+        """(F, chunk·positions): a chunk's output on wide rows."""
+        return np.empty((self.geom.filters, self.geom.chunk * self.geom.positions), self.dtype)
 
-def over_chunks(geom: Im2colGeometry, dtype, each_chunk) -> list[_Worker]:
+    @functools.cached_property
+    def zero_rows(self):
+        """(F, chunk, OH, row) zeros: an output-shaped array on wide rows, whose extra columns
+        stay 0 (the chunks write only the first out_width of each row)."""
+        geom = self.geom
+        return np.zeros((geom.filters, geom.chunk, geom.out_height, geom.row), self.dtype)
+
+
+def over_chunks(geom: Im2colGeometry, dtype, each_chunk, sum_shape=None) -> list[_Worker]:
     """Runs ``each_chunk(worker, start, stop)`` for every chunk of the batch, the chunks dealt
-    out to :func:`chainrule.kernels.workers` threads, each with its own buffers (a
-    :class:`_Worker`). Returns the workers, in order."""
-    chunks = list(geom.chunks())
-    count = max(1, min(kernels.workers(), len(chunks)))
-
-    def run(index):
-        worker = _Worker(geom, dtype)
-        for start, stop in chunks[index::count]:
-            each_chunk(worker, start, stop)
-        return worker
-
-    return kernels.run_each(run, count)
+    out to chainrule's threads (:func:`chainrule.kernels.deal_out`), each with its own
+    :class:`_Worker`. Returns the workers, at least one: with ``sum_shape``, the sum of their
+    ``sum`` is zeros for an empty batch."""
+    return kernels.deal_out(list(geom.chunks()), lambda: _Worker(geom, dtype, sum_shape),
+                            each_chunk)
 
 
-def correlate(x_cn, kernel, geom: Im2colGeometry, bias=None, each_chunk=None, relu=False):
+def correlate(x_cn, kernel, geom: Im2colGeometry, bias=None, each_chunk=None, relu=False,
+              sum_shape=None):
     """The convolution of ``x_cn`` (C, N, H, W) as an (F, N, OH, OW) array, chunk by chunk.
 
     ``kernel`` is the (F, C·kh·kw) weight matrix; ``bias`` an (F,) vector or None; ``relu``
     takes max(0, ·) of each chunk as soon as it is computed.
     ``each_chunk(worker, columns, start, stop)``, if given, also gets every chunk's im2col
-    matrix, and the :class:`_Worker` of the thread that built it. Returns (y, the workers).
+    matrix, and the :class:`_Worker` of the thread that built it (with a running ``sum`` of
+    ``sum_shape``). Returns (y, the workers).
     """
     dtype = kernel.dtype
     y = np.empty((geom.filters, geom.batch, geom.out_height, geom.out_width), dtype=dtype)
@@ -204,8 +212,6 @@ def correlate(x_cn, kernel, geom: Im2colGeometry, bias=None, each_chunk=None, re
     def chunk_of_output(worker, start, stop):
         columns = worker.unfold(x_cn, start, stop)
         if geom.wide:  # rows were computed over the padded width: keep the first out_width
-            if not hasattr(worker, "product"):
-                worker.product = np.empty((geom.filters, geom.chunk * geom.positions), dtype)
             out = worker.product[:, : (stop - start) * geom.positions]
             np.matmul(kernel, columns, out=out)
             rows = out.reshape(geom.filters, stop - start, geom.out_height,
@@ -225,7 +231,7 @@ def correlate(x_cn, kernel, geom: Im2colGeometry, bias=None, each_chunk=None, re
         if each_chunk is not None:
             each_chunk(worker, columns, start, stop)
 
-    return y, over_chunks(geom, dtype, chunk_of_output)
+    return y, over_chunks(geom, dtype, chunk_of_output, sum_shape)
 
 
 # -- the algorithm -------------------------------------------------------------------------------
@@ -239,14 +245,6 @@ def _threads_for(geom: ConvGeometry):
         return kernels.own_threads(work=geom.multiply_adds, hold=True)
     kernels.blas_for(geom.multiply_adds)
     return contextlib.nullcontext()
-
-
-def _summed(terms: list):
-    """Σ terms (the threads' running sums), added into the first."""
-    total = terms[0]
-    for term in terms[1:]:
-        total += term
-    return total
 
 
 class Im2col:
@@ -319,16 +317,15 @@ def masked_by_relu(gy_cn, relu_output, need_b: bool, dtype):
     off a fused ReLU's output y (``gy_cn`` as it is where ``relu_output`` is None). Both are
     computed a block of the batch per thread."""
     masked = gy_cn if relu_output is None else np.empty(gy_cn.shape, dtype)
-    parts = kernels.split(gy_cn.shape[1], kernels.workers()) or [(0, 0)]  # (an empty batch)
 
-    def block(index):
-        rows = slice(*parts[index])
+    def block(start, stop):
+        rows = slice(start, stop)
         if relu_output is not None:
             np.multiply(gy_cn[:, rows], relu_output[:, rows] > 0, out=masked[:, rows])
         return masked[:, rows].sum(axis=(1, 2, 3), dtype=dtype) if need_b else None
 
-    sums = kernels.run_each(block, len(parts))
-    return masked, (_summed(sums) if need_b else None)
+    sums = kernels.run_blocks(gy_cn.shape[1], block)
+    return masked, (kernels.summed(sums) if need_b else None)
 
 
 def kernel_gradient(gy_cn, x_cn, geom: ConvGeometry, dtype):
@@ -341,16 +338,12 @@ def kernel_gradient(gy_cn, x_cn, geom: ConvGeometry, dtype):
     geom = im2col_geometry(geom, dtype.itemsize, wide=False, parts=kernels.workers())
 
     def each_chunk(worker, start, stop):
-        term = gy_cn[:, start:stop].reshape(geom.filters, -1) @ worker.unfold(x_cn, start,
-                                                                               stop).T
-        if hasattr(worker, "gw"):
-            worker.gw += term
-        else:
-            worker.gw = term
+        worker.sum += gy_cn[:, start:stop].reshape(geom.filters, -1) @ worker.unfold(
+            x_cn, start, stop).T
 
-    workers = over_chunks(geom, dtype, each_chunk)
-    gw = _summed([worker.gw for worker in workers if hasattr(worker, "gw")])
-    return gw.astype(dtype, copy=False).reshape(geom.filters, geom.channels, *geom.kernel)
+    workers = over_chunks(geom, dtype, each_chunk, sum_shape=(geom.filters, geom.patch))
+    gw = kernels.summed([worker.sum for worker in workers])
+    return gw.reshape(geom.filters, geom.channels, *geom.kernel)
 
 
 def folded_input_gradient(gy_cn, w, geom: ConvGeometry, dtype):
@@ -394,15 +387,13 @@ def transposed_correlation(gy_cn, x_cn, w, geom: ConvGeometry, dtype, need_w: bo
 
     def accumulate_kernel_gradient(worker, columns, start, stop):
         m = stop - start
-        if not hasattr(worker, "x_rows"):  # x on wide rows: zeros in the extra columns
-            worker.x_rows = np.zeros((geom.channels, transposed.chunk, geom.height,
-                                      transposed.row), dtype=dtype)
-            worker.gw_flipped = np.zeros((kernel.shape[1], geom.channels), dtype=dtype)
-        worker.x_rows[:, :m, :, : geom.width] = x_cn[:, start:stop]
-        rows = worker.x_rows.reshape(geom.channels, -1)[:, : m * transposed.positions]
-        worker.gw_flipped += columns @ rows.T  # (F·kh·kw, C)
+        x_rows = worker.zero_rows  # x on the output's wide rows: zeros in the extra columns
+        x_rows[:, :m, :, : geom.width] = x_cn[:, start:stop]
+        rows = x_rows.reshape(geom.channels, -1)[:, : m * transposed.positions]
+        worker.sum += columns @ rows.T  # (F·kh·kw, C)
 
-    gx_cn, workers = correlate(gy_cn, kernel, transposed, each_chunk=accumulate_kernel_gradient)
-    gw_flipped = _summed([w.gw_flipped for w in workers if hasattr(w, "gw_flipped")])
+    gx_cn, workers = correlate(gy_cn, kernel, transposed, each_chunk=accumulate_kernel_gradient,
+                               sum_shape=(kernel.shape[1], geom.channels))
+    gw_flipped = kernels.summed([worker.sum for worker in workers])
     gw = gw_flipped.reshape(geom.filters, kh, kw, geom.channels)[:, ::-1, ::-1]
     return gx_cn, np.ascontiguousarray(gw.transpose(0, 3, 1, 2))

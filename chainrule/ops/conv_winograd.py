@@ -152,16 +152,7 @@ def _over_chunks(tiles: _Tiles, each_chunk) -> list[_Worker]:
     :func:`chainrule.kernels.workers` threads, each with its own buffers (BLAS is on one
     thread inside :func:`chainrule.kernels.own_threads`: 16 small products a chunk gain nothing
     from more). Returns the workers."""
-    chunks = tiles.chunks()
-    count = min(kernels.workers(), len(chunks))
-
-    def run(index):
-        worker = _Worker(tiles)
-        for start, stop in chunks[index::count]:
-            each_chunk(worker, start, stop)
-        return worker
-
-    return kernels.run_each(run, count)
+    return kernels.deal_out(tiles.chunks(), lambda: _Worker(tiles), each_chunk)
 
 
 def _forward(x_cn, w, geom: ConvGeometry, bias=None, relu: bool = False):

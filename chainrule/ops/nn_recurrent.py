@@ -490,14 +490,6 @@ def _row_blocks(x) -> list[_LSTMRows]:
     return [_LSTMRows(start, stop) for start, stop in kernels.split(batch, count)]
 
 
-def _summed(terms):
-    """Σ terms, added into the first (each a fresh array of one block's)."""
-    total = terms[0]
-    for term in terms[1:]:
-        total += term
-    return total
-
-
 class LSTMSequence(_FusedSequence):
     """The whole LSTM loop: inputs (x, h0, c0, W, U, b), outputs (sequence, h_T, c_T).
 
@@ -538,7 +530,7 @@ class LSTMSequence(_FusedSequence):
             terms = kernels.run_each(lambda k: self.blocks[k].backward(
                 g_sequence, g_h, g_c, kernel.data, recurrent_kernel.data, g_x, g_states),
                 len(self.blocks))
-        g_weights, features = _summed(terms), x.shape[-1]  # [∂L/∂W; ∂L/∂b; ∂L/∂U]
+        g_weights, features = kernels.summed(terms), x.shape[-1]  # [∂L/∂W; ∂L/∂b; ∂L/∂U]
         return (
             Tensor(g_x) if g_x is not None else None,
             Tensor(g_states[0]) if h0.requires_grad else None,

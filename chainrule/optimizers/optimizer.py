@@ -349,26 +349,25 @@ class Optimizer:
         one ran slower than on BLAS's own (an MLP of width 1024: 8.2 against 7.0 ms a step);
         steps back to back switch nothing (``bench/optim.py``), and cores that a kernel op
         held before stay held as it asked."""
-        if not self._may_share(jobs):
+        elements = sum(job[1].size for job in jobs)
+        if not self._may_share(jobs, elements):
             for job in jobs:
                 self.update_step(*job)
             return
         with kernels.own_threads(hold=kernels.threads.NEXT_PRODUCT):  # BLAS's sleep meanwhile
-            elements = sum(job[1].size for job in jobs)
             threads = min(kernels.workers(), len(jobs), elements // PARALLEL_ELEMENTS_PER_THREAD)
             pending = collections.deque(sorted(jobs, key=lambda job: -job[1].size))
             kernels.run_each(lambda _: self._update_until_done(pending), threads)
 
-    def _may_share(self, jobs) -> bool:
-        """Whether the step is worth more than one thread: several parameters on the CPU (a
-        GPU's kernels are asynchronous already), at least two threads' worth of elements, and
-        :data:`SWITCHING_ELEMENTS` where taking the cores would switch BLAS's threads."""
-        if not (self._thread_safe and len(jobs) > 1 and backend.device_of(jobs[0][1]) == "cpu"):
+    def _may_share(self, jobs, elements: int) -> bool:
+        """Whether the step's ``elements`` are worth more than one thread: several parameters
+        on the CPU (a GPU's kernels are asynchronous already), at least two threads' worth of
+        elements, and :data:`SWITCHING_ELEMENTS` where taking the cores would switch BLAS's
+        threads (asked last: it reads BLAS's thread counts)."""
+        if not (self._thread_safe and len(jobs) > 1 and backend.device_of(jobs[0][1]) == "cpu"
+                and elements >= 2 * PARALLEL_ELEMENTS_PER_THREAD):
             return False
-        enough = 2 * PARALLEL_ELEMENTS_PER_THREAD
-        if not kernels.threads.cores_taken():
-            enough = max(enough, SWITCHING_ELEMENTS)
-        return sum(job[1].size for job in jobs) >= enough
+        return elements >= SWITCHING_ELEMENTS or kernels.threads.cores_taken()
 
     def _update_until_done(self, pending) -> None:
         """Take jobs from ``pending`` (a deque: ``popleft`` is atomic) until none is left."""

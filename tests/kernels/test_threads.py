@@ -333,3 +333,31 @@ def test_a_blas_cap_takes_over_from_held_cores_and_leaves_none_behind(monkeypatc
     assert blas.get_num_threads() == 4  # BLAS's own count, nothing held any more
     kernels.blas_for(10**9)
     assert blas.get_num_threads() == 4
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match=r"kernels.product: a and b must be 2-D, got shapes "
+                                         r"\(3,\) and \(3, 2\)"):
+        kernels.product(np.ones(3), np.ones((3, 2)))
+    with pytest.raises(TypeError, match="own_threads: hold must be .* got 'yes'"):
+        with kernels.own_threads(hold="yes"):
+            pass
+    with pytest.raises(TypeError, match="own_threads: hold must be .* got -1"):
+        with kernels.own_threads(hold=-1):
+            pass
+
+
+def test_blocks_and_chunks_dealt_out_and_summed(monkeypatch):
+    """run_blocks gives every item to one block (one empty block for none); deal_out gives
+    every chunk to one state (one state for none); summed adds the threads' terms."""
+    monkeypatch.setattr(threads, "_worker_shutdowns", [])
+    monkeypatch.setattr(threads, "_blas_libraries", [_FakeBlas()])
+    monkeypatch.setattr(threads, "_held", [])
+    with kernels.own_threads(2):
+        assert kernels.run_blocks(5, lambda a, b: (a, b)) == [(0, 2), (2, 5)]
+        assert kernels.run_blocks(0, lambda a, b: (a, b)) == [(0, 0)]
+        states = kernels.deal_out([(0, 1), (1, 2), (2, 3)], list,
+                                  lambda state, a, b: state.append((a, b)))
+        assert sorted(sum(states, [])) == [(0, 1), (1, 2), (2, 3)] and len(states) == 2
+        assert kernels.deal_out([], list, lambda *_: None) == [[]]
+    assert kernels.summed([np.ones(2), np.ones(2), np.ones(2)]).tolist() == [3, 3]

@@ -220,9 +220,9 @@ def test_im2col_shares_a_batch_between_threads_and_leaves_one_sample_to_blas(mon
     seen = []
     original = conv_im2col.over_chunks
 
-    def spy(geom, dtype, each_chunk):
+    def spy(geom, dtype, each_chunk, sum_shape=None):
         seen.append((geom.batch, len(list(geom.chunks())), kernels.workers()))
-        return original(geom, dtype, each_chunk)
+        return original(geom, dtype, each_chunk, sum_shape)
 
     monkeypatch.setattr(conv_im2col, "over_chunks", spy)
     w = cr.tensor(rng.standard_normal((4, 3, 5, 5)))
@@ -241,6 +241,23 @@ def test_im2col_shares_a_batch_between_threads_and_leaves_one_sample_to_blas(mon
         else:
             assert workers == max(1, cores or 1) and chunks >= workers
             assert chunks % workers == 0
+
+
+@pytest.mark.parametrize("stride, channels, filters", [(1, 3, 4), (2, 3, 4), (1, 2, 8),
+                                                      (1, 16, 16)])
+@pytest.mark.parametrize("need_x", [True, False])
+def test_an_empty_batch_has_empty_outputs_and_zero_gradients(algorithm, stride, channels,
+                                                             filters, need_x):
+    """Every path (transposed correlation, col2im, strides, a first layer) with no samples:
+    the threads' running sums start from zeros."""
+    x = cr.tensor(np.zeros((0, channels, 6, 5)), dtype="float64", requires_grad=need_x)
+    w = cr.tensor(np.ones((filters, channels, 3, 3)), dtype="float64", requires_grad=True)
+    b = cr.tensor(np.ones(filters), dtype="float64", requires_grad=True)
+    y = F.conv2d(x, w, b, stride=stride, padding=1, relu=True)
+    assert y.shape == (0, filters, (6 - 1) // stride + 1, (5 - 1) // stride + 1)
+    y.sum().backward()
+    assert not w.grad.numpy().any() and not b.grad.numpy().any()
+    assert (x.grad is not None) == need_x and (not need_x or x.grad.shape == x.shape)
 
 
 # -- choosing: the rule, the block and the per-call argument ---------------------------------

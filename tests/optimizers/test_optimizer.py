@@ -341,13 +341,13 @@ def test_a_step_switches_blas_threads_only_when_it_is_large(monkeypatch):
     jobs = [(p.grad.data, p.data, {}, {}) for p in params]  # (only sizes and the device count)
     elements = sum(p.data.size for p in params)
     monkeypatch.setattr(optimizer_module, "SWITCHING_ELEMENTS", elements + 1)
-    assert not kernel_threads.cores_taken() and not opt._may_share(jobs)
+    assert not kernel_threads.cores_taken() and not opt._may_share(jobs, elements)
     with kernels.own_threads(hold=True):
         pass
-    assert kernel_threads.cores_taken() and opt._may_share(jobs)
+    assert kernel_threads.cores_taken() and opt._may_share(jobs, elements)
     kernels.give_blas_back()
     monkeypatch.setattr(optimizer_module, "SWITCHING_ELEMENTS", elements)
-    assert opt._may_share(jobs)
+    assert opt._may_share(jobs, elements)
 
 
 def _threaded_step_in_child(conn):

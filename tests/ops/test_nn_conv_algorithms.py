@@ -109,6 +109,39 @@ def test_winograd_chunks_give_the_same_result(samples_per_chunk, monkeypatch, rn
         np.testing.assert_allclose(a.numpy(), t.detach().numpy(), rtol=1e-10, atol=1e-10)
 
 
+def fake_caches(root, *entries):
+    """A sysfs-like cache directory: one indexN folder of level, type and size per entry."""
+    for k, (level, kind, size) in enumerate(entries):
+        folder = root / f"index{k}"
+        folder.mkdir()
+        for name, value in (("level", level), ("type", kind), ("size", size)):
+            (folder / name).write_text(f"{value}\n")
+    return str(root)
+
+
+def test_winograd_reads_the_l2_cache_size_linux_reports(tmp_path):
+    root = fake_caches(tmp_path, (1, "Data", "48K"), (1, "Instruction", "64K"),
+                       (2, "Unified", "2048K"), (3, "Unified", "491520K"))
+    assert conv_winograd.cache_bytes(1, root) == 48 * 1024  # the data cache, not instructions
+    assert conv_winograd.cache_bytes(2, root) == 2 * 2**20
+    assert conv_winograd.cache_bytes(4, root) is None
+    assert conv_winograd.cache_bytes(2, str(tmp_path / "missing")) is None
+
+
+def test_winograd_skips_cache_entries_it_cannot_read(tmp_path):
+    root = fake_caches(tmp_path, (2, "Unified", "lots"), (2, "Unified", "1M"))
+    (tmp_path / "index0" / "level").write_text("two\n")
+    (tmp_path / "uevent").write_text("")  # not a folder: skipped
+    assert conv_winograd.cache_bytes(2, root) == 2**20
+    assert conv_winograd._bytes("lots") is None and conv_winograd._bytes("4096") == 4096
+
+
+@pytest.mark.parametrize("l2, chunk", [(None, 2**20), (512 * 1024, 2**20), (2**21, 2**21),
+                                       (2**25, 2**22)])
+def test_winograd_chunks_are_the_l2_cache_within_1_to_4_mb(l2, chunk):
+    assert conv_winograd.chunk_bytes(l2) == chunk
+
+
 def test_winograd_keeps_float32_within_a_few_ulps_of_im2col(rng):
     x = rng.standard_normal((4, 32, 14, 14)).astype(np.float32)
     w = (rng.standard_normal((16, 32, 3, 3)) * 0.1).astype(np.float32)

@@ -85,7 +85,8 @@ def chunk_bytes(l2_bytes: int | None) -> int:
 #: backward of the 32 -> 64 layer of bench/cnn.py on 2 threads: with 1 MB L2 caches, chunks
 #: of 2-8 MB were slower than 1 MB; with 2 MB L2 caches, 12.8 ms in chunks of 2 MB against
 #: 14.5 ms in chunks of 1 MB and 21.3 ms in chunks of 512 KB (4-15 % faster on four other
-#: layer shapes). Hence the L2's size, within 1-4 MB.
+#: layer shapes). Hence the L2's size, within 1-4 MB. (The chunks group the terms of ∂W's
+#: sums, so machines with other L2 sizes, like other thread counts, agree to rounding only.)
 CHUNK_BYTES = chunk_bytes(cache_bytes(2))
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])

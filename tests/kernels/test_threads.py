@@ -38,7 +38,7 @@ def test_blas_threads_without_threadpoolctl_changes_nothing(monkeypatch):
 
 def test_own_threads_caps_blas_and_lends_the_kernels_threads():
     pytest.importorskip("threadpoolctl")
-    libraries = threads._blas()
+    libraries = threads._numpy_blas()
     if not libraries:
         pytest.skip("no BLAS library that threadpoolctl can see")
     before = [library.get_num_threads() for library in libraries]
@@ -203,8 +203,8 @@ class _FakeBlas:
 
     internal_api = "openblas"
 
-    def __init__(self):
-        self.count = 2
+    def __init__(self, filepath: str = "/elsewhere/libopenblas.so"):
+        self.count, self.filepath = 2, filepath
 
     def get_num_threads(self):
         return self.count
@@ -361,3 +361,40 @@ def test_blocks_and_chunks_dealt_out_and_summed(monkeypatch):
         assert sorted(sum(states, [])) == [(0, 1), (1, 2), (2, 3)] and len(states) == 2
         assert kernels.deal_out([], list, lambda *_: None) == [[]]
     assert kernels.summed([np.ones(2), np.ones(2), np.ones(2)]).tolist() == [3, 3]
+
+
+def _in_numpys_wheel(name: str) -> str:
+    """A path in the folder of libraries that NumPy's Linux wheel ships."""
+    import os
+
+    package = os.path.dirname(os.path.realpath(np.__file__))
+    return os.path.join(os.path.dirname(package), "numpy.libs", name)
+
+
+def test_only_numpys_own_blas_is_switched_when_the_kernels_take_the_cores(monkeypatch):
+    """Another BLAS in the process (SciPy's, which Numba loads) keeps its threads: set back
+    to 2 at every give-back it started a worker that spun beside NumPy's products."""
+    numpys, scipys = _FakeBlas(_in_numpys_wheel("libscipy_openblas64_.so")), _FakeBlas()
+    monkeypatch.setattr(threads, "_worker_shutdowns", [])
+    monkeypatch.setattr(threads, "_blas_libraries", [numpys, scipys])
+    assert threads._numpy_blas() == [numpys]
+    with kernels.own_threads(2):
+        assert (numpys.count, scipys.count) == (1, 2)
+    assert (numpys.count, scipys.count) == (2, 2)
+    with kernels.blas_threads(1):  # a cap, though, caps every BLAS
+        assert (numpys.count, scipys.count) == (1, 1)
+    assert (numpys.count, scipys.count) == (2, 2)
+
+
+def test_every_blas_is_switched_where_numpy_bundles_none(monkeypatch):
+    libraries = [_FakeBlas("/usr/lib/libopenblas.so"), _FakeBlas("/opt/mkl/libmkl_rt.so")]
+    monkeypatch.setattr(threads, "_blas_libraries", libraries)
+    assert threads._numpy_blas() == libraries  # a NumPy built against the system's BLAS
+
+
+def test_numpys_wheel_blas_is_the_one_threadpoolctl_finds_beside_numpy():
+    pytest.importorskip("threadpoolctl")
+    ours = threads._bundled_with_numpy(threads._blas())
+    if not ours:
+        pytest.skip("NumPy does not come from a wheel that bundles its BLAS")
+    assert threads._numpy_blas() == ours and len(ours) == 1

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("each_kernels")
 
 
 def blas_counts():
-    return [library.get_num_threads() for library in threads._blas()]
+    return [library.get_num_threads() for library in threads._numpy_blas()]
 
 
 class SpyDense(Dense):
@@ -75,7 +75,7 @@ def test_dense_after_winograd_keeps_blas_threads(rng, monkeypatch):
     loss.backward()
 
     assert dense.seen == [(full, 1)] * 7  # 2 + 2 + 2 batches, and the hand-written step
-    if kernels.active() == "numba" and threads._blas():
+    if kernels.active() == "numba" and threads._numpy_blas():
         cores = max(1, min(full))
         assert inside_winograd == [([1] * len(full), cores)] * 7
     else:

@@ -259,8 +259,8 @@ def test_im2col_shares_a_batch_between_threads_and_leaves_one_sample_to_blas(mon
 
     monkeypatch.setattr(conv_im2col, "over_chunks", spy)
     w = cr.tensor(rng.standard_normal((4, 3, 5, 5)))
-    cores = kernels.threads._blas() and min(lib.get_num_threads() for lib in
-                                            kernels.threads._blas())
+    cores = kernels.threads._numpy_blas() and min(lib.get_num_threads() for lib in
+                                                  kernels.threads._numpy_blas())
     kernels.give_blas_back()
     for batch in (1, 6):
         seen.clear()
@@ -342,7 +342,7 @@ def test_an_unknown_algorithm_is_refused_naming_the_argument():
 ])
 def test_a_bare_call_runs_winograd_and_direct_on_chainrule_threads(name, module, passes,
                                                                    monkeypatch, rng):
-    libraries = kernels.threads._blas()
+    libraries = kernels.threads._numpy_blas()
     if not libraries:
         pytest.skip("no BLAS library that threadpoolctl can see")
     full = [library.get_num_threads() for library in libraries]

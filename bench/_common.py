@@ -38,6 +38,23 @@ def import_torch():
     return torch
 
 
+#: Seconds of untimed work that each framework runs right before each of its timed runs
+#: (:func:`settle`). The frameworks take turns in one process, and the one that ran last leaves
+#: threads that spin for ~0.1 s after its last product (OpenBLAS's workers): PyTorch's MLP epoch
+#: timed right after chainrule's measured 0.66-0.69 s, against 0.61 s after 0.25 s of its own
+#: steps (2026-12-05), and its 784-256-256-10 step 2.7-6.6 ms against 1.2 ms. A user's loop
+#: runs one framework.
+SETTLE_SECONDS = 0.25
+
+
+def settle(work: Callable[[], object], seconds: float = SETTLE_SECONDS) -> None:
+    """Run ``work`` (a little of the framework's own untimed work), again and again, for
+    ``seconds``: the cores are then its own, as in a loop of its own."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        work()
+
+
 def alternate(workloads: dict[str, Callable[[], object]], repeats: int,
               setup: Callable[[str], None] | None = None,
               after: Callable[[str, int], None] | None = None,

@@ -8,8 +8,10 @@ flatten, dense 128, ReLU, dense 10; SGD (0.05, momentum 0.9), softmax cross-entr
 Fashion-MNIST. Both start from the same weights and see the same batches in the same order.
 
 1. ``--steps`` training steps (not a full epoch, to keep ``make bench`` short), alternating,
-   medians of ``--repeats`` runs;
-2. inference throughput at batch 1000 (``model.predict`` vs a ``torch.no_grad`` forward);
+   medians of ``--repeats`` runs, each from the initial weights right after a quarter of a
+   second of untimed steps of the same framework (``_common.settle``);
+2. inference throughput at batch 1000 (``model.predict`` vs a ``torch.no_grad`` forward),
+   settled the same way;
 3. the peak resident memory of the training run of each, each in a fresh child process.
 """
 
@@ -115,12 +117,15 @@ def main(steps: int, repeats: int) -> None:
     difference = np.abs(nets["chainrule"].logits(x_test[:100])
                         - nets["pytorch"].logits(x_test[:100])).max()
     assert difference < 1e-4, f"the two CNNs disagree before training ({difference:.2e})"
-    for net in nets.values():  # warm up, then start afresh before every timed run
-        net.train(x[:2 * BATCH], y[:2 * BATCH])
+    def start_afresh(name):  # settled on its own steps, then from the initial weights
+        common.settle(lambda: nets[name].train(x[:2 * BATCH], y[:2 * BATCH]))
+        nets[name].reset()
+
     train = common.alternate({n: (lambda net=net: net.train(x, y)) for n, net in nets.items()},
-                             repeats, setup=lambda name: nets[name].reset())
+                             repeats, setup=start_afresh)
     infer = common.alternate({n: (lambda net=net: net.logits(x_test)) for n, net in nets.items()},
-                             repeats)
+                             repeats, setup=lambda name: common.settle(
+                                 lambda: nets[name].logits(x_test[:INFERENCE_BATCH])))
     train = {n: common.median(t) for n, t in train.items()}
     rate = {n: INFERENCE_IMAGES / common.median(t) for n, t in infer.items()}
     rss = {n: common.peak_rss_mb(["bench/cnn.py", "--child", n, "--steps", str(steps)])

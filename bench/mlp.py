@@ -15,6 +15,8 @@ shuffling), so they do the same arithmetic:
    a fresh order each epoch, chainrule by ``fit``'s default ``shuffle=True``, PyTorch by a
    plain loop over ``torch.randperm`` gathering each batch by its indices (what a
    ``DataLoader(shuffle=True)`` without its per-sample collation does), NumPy likewise;
+   every timed run follows a quarter of a second of untimed steps of the same framework
+   (:func:`settle`: the one that ran before leaves threads spinning on the cores);
 2. batch size 1 (``BATCH1_STEPS`` steps): the per-step Python overhead, as steps/s;
 3. the test accuracy after each timed epoch, chainrule vs PyTorch: run r of every framework
    starts from the initial weights of seed r, and the means over the runs should agree to
@@ -184,15 +186,23 @@ def epoch_data(x, y, batch: int, steps: int):
     return np.ascontiguousarray(x[order]), y[order]
 
 
+def settle(net, x, y, batch: int) -> None:
+    """Train ``net`` untimed on the first four batches of (x, y) for
+    :data:`_common.SETTLE_SECONDS` (see there); callers reset its weights afterwards."""
+    common.settle(lambda: net.train(x[:4 * batch], y[:4 * batch], batch))
+
+
 def time_training(nets, x, y, batch: int, repeats: int, after=None,
                   shuffle: bool = False) -> dict[str, float]:
-    """Median seconds of one pass over (x, y) per framework, alternating. Before its r-th run
-    every framework starts from the initial weights of seed r (the same for all of them);
-    ``after(name, r)``, if given, sees what each run trained; ``shuffle``: each pass in a
-    fresh order, as each framework's users shuffle (see the module's docstring)."""
+    """Median seconds of one pass over (x, y) per framework, alternating, each run right after
+    :func:`settle`. Before its r-th run every framework starts from the initial weights of
+    seed r (the same for all of them); ``after(name, r)``, if given, sees what each run
+    trained; ``shuffle``: each pass in a fresh order, as each framework's users shuffle (see
+    the module's docstring)."""
     runs = dict.fromkeys(nets, 0)
 
     def start_afresh(name):
+        settle(nets[name], x, y, batch)
         nets[name].reset(initial_weights([x.shape[1], *SIZES[1:]], seed=runs[name]))
         runs[name] += 1
 
@@ -270,14 +280,21 @@ SCALING_BATCHES = (1, 4, 16, 64, 256, 1024)
 SCALING_WIDTHS = (64, 128, 256, 512, 1024, 2048, 4096)
 SCALING_SAMPLES = 60000
 
-
-def seconds_per_epoch(nets, x, y, batch: int, steps: int, repeats: int) -> dict[str, float]:
+def seconds_per_epoch(nets, weights, x, y, batch: int, steps: int,
+                      repeats: int) -> dict[str, float]:
     """Epoch time of each net extrapolated from ``steps`` steps: the frameworks run alternately,
-    ``repeats`` times; median seconds per step × steps per epoch."""
+    ``repeats`` times, each run from ``weights`` right after :func:`settle`; median seconds
+    per step × steps per epoch. (Each run starts from the same weights: run after run on, a
+    batch-1 run's momentum would go subnormal, see bench/denormals.py.)"""
     samples = batch * steps
+
+    def start(name):
+        settle(nets[name], x, y, batch)
+        nets[name].reset(weights)
+
     times = common.alternate(
         {name: (lambda net=net: net.train(x[:samples], y[:samples], batch))
-         for name, net in nets.items()}, repeats)
+         for name, net in nets.items()}, repeats, setup=start)
     return {name: common.median(t) / steps * (SCALING_SAMPLES // batch)
             for name, t in times.items()}
 
@@ -288,19 +305,14 @@ def scaling(repeats: int) -> None:
     (x, y), _ = common.fashion_mnist(flat=True)
     x, y = epoch_data(x, y, 1, SCALING_SAMPLES)
     results = {"batch": [], "width": []}
-    for batch in SCALING_BATCHES:
-        steps = max(4, min(200, 4096 // batch))
-        nets = {n: IMPLEMENTATIONS[n](initial_weights()) for n in ("chainrule", "pytorch")}
-        for net in nets.values():  # warm up
-            net.train(x[:2 * batch], y[:2 * batch], batch)
-        results["batch"].append((batch, seconds_per_epoch(nets, x, y, batch, steps, repeats)))
-    for width in SCALING_WIDTHS:
-        sizes = (784, width, width, 10)
-        steps = 20 if width <= 1024 else 5
-        nets = {n: IMPLEMENTATIONS[n](initial_weights(sizes)) for n in ("chainrule", "pytorch")}
-        for net in nets.values():
-            net.train(x[:2 * BATCH], y[:2 * BATCH], BATCH)
-        results["width"].append((width, seconds_per_epoch(nets, x, y, BATCH, steps, repeats)))
+    settings = [("batch", batch, batch, initial_weights(), max(4, min(200, 4096 // batch)))
+                for batch in SCALING_BATCHES]
+    settings += [("width", width, BATCH, initial_weights((784, width, width, 10)),
+                  20 if width <= 1024 else 5) for width in SCALING_WIDTHS]
+    for kind, value, batch, weights, steps in settings:
+        nets = {n: IMPLEMENTATIONS[n](weights) for n in ("chainrule", "pytorch")}
+        results[kind].append(
+            (value, seconds_per_epoch(nets, weights, x, y, batch, steps, repeats)))
 
     rows = []
     for kind, points in results.items():

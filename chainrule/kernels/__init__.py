@@ -8,7 +8,8 @@ Each kernel exists twice, with the same arguments and the same results:
   dependency of ``pip install chainrule``). One pass over memory where NumPy makes
   temporaries: the optimizers' updates (:mod:`chainrule.kernels.updates`, re-exported here,
   with the switch that flushes denormals), 2 × 2 max pooling with its argmax, the gate
-  arithmetic of an LSTM step, Winograd's tile transforms and direct 3 × 3 convolution.
+  arithmetic of an LSTM step, Winograd's tile transforms, direct 3 × 3 convolution, and a
+  dense layer's bias and ReLU.
 
 Which one runs: the compiled kernels when Numba can be imported, unless the environment
 variable ``CHAINRULE_KERNELS=numpy`` says otherwise. Where Numba is missing or broken, the
@@ -158,3 +159,10 @@ def select(*arrays):
 #       propagates to the output.
 #   module.max_pool_tiles_backward(gy, argmax, kh, kw) -> gx (P, kh·OH, kw·OW)
 #       gy (P, OH, OW) sent to each window's maximum, zeros elsewhere.
+#
+# A dense layer's bias and fused ReLU (chainrule.ops.nn.Linear), from ``select(y)``:
+#
+#   module.bias_and_relu(y, bias, relu) -> None
+#       y (rows, units) ← y + bias (None: none), then max(0, ·) if ``relu``, in place.
+#   module.relu_gradient_and_bias_sum(gy, y, need_sum) -> (G, Σ_rows G or None)
+#       G = gy ⊙ [y > 0] (a new array) and its sum over the rows, ∂L/∂b.

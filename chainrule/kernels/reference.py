@@ -228,6 +228,25 @@ def direct_kernel_gradient(padded, gy, y, relu: bool, gw, gb) -> None:
     gb[...] = g.sum(axis=(1, 2, 3))
 
 
+# -- a dense layer's bias and ReLU (see chainrule.ops.nn.Linear) --------------------------------
+
+
+def bias_and_relu(y, bias, relu: bool) -> None:
+    """y ← y + b (no bias when ``bias`` is None), then max(0, y) if ``relu``, in place, for the
+    (rows, units) output of a dense layer's product. NaN stays NaN, as ``np.maximum`` keeps it."""
+    if bias is not None:
+        y += bias
+    if relu:
+        backend.get_array_module(y).maximum(y, 0, out=y)
+
+
+def relu_gradient_and_bias_sum(gy, y, need_sum: bool):
+    """(G = ∂L/∂y ⊙ [y > 0], Σ over the rows of G or None unless ``need_sum``) for a dense
+    layer's fused ReLU, read off its (rows, units) output y: a new array, and ∂L/∂b."""
+    masked = gy * (y > 0)
+    return masked, (masked.sum(axis=0) if need_sum else None)
+
+
 # -- one LSTM time step (see chainrule.ops.nn_recurrent.LSTMSequence) ---------------------------
 
 

@@ -56,29 +56,31 @@ class Linear(Function):
 
     def forward(self, x, w, b=None):
         y = kernels.product(x.reshape(-1, x.shape[-1]), w)
-        if b is not None:
-            y += b
-        if self.relu:
-            backend.get_array_module(y).maximum(y, 0, out=y)
+        kernels.select(y).bias_and_relu(y, b, self.relu)  # one pass with the compiled kernels
         return y.reshape(x.shape[:-1] + (w.shape[1],))
 
     def backward(self, gy):
-        if self.relu:  # ∂max(0, z)/∂z = [z > 0] = [y > 0], a constant for higher orders too
-            gy = relu_gradient(gy, self.saved_output())
         if flags.grad_enabled:
+            if self.relu:  # ∂max(0, z)/∂z = [z > 0] = [y > 0], a constant for higher orders
+                gy = relu_gradient(gy, self.saved_output())
             return self._recorded_backward(gy)
         x, w = self.inputs[0], self.inputs[1]
         g2 = gy.data.reshape(-1, w.shape[1])
-        gx = gw = gb = None
+        need_b = len(self.inputs) == 3 and self.inputs[2].requires_grad
+        gb = None
+        if self.relu:  # G ⊙ [y > 0] and, in the same pass, its sum ∂L/∂b
+            y2 = self.saved_output().reshape(g2.shape)
+            g2, gb = kernels.select(g2, y2).relu_gradient_and_bias_sum(g2, y2, need_b)
+        elif need_b:
+            gb = g2.sum(axis=0)
+        gx = gw = None
         if x.requires_grad:
             gx = constant(kernels.product(g2, w.data.T).reshape(x.shape))
         if w.requires_grad:
             gw = constant(kernel_gradient(x.data.reshape(-1, w.shape[0]), g2))
         if len(self.inputs) == 2:
             return gx, gw
-        if self.inputs[2].requires_grad:
-            gb = constant(g2.sum(axis=0))
-        return gx, gw, gb
+        return gx, gw, (constant(gb) if gb is not None else None)
 
     def _recorded_backward(self, gy):
         x, w = self.inputs[0], self.inputs[1]

@@ -259,3 +259,66 @@ def test_lstm_steps_match_the_reference_bit_for_bit(dtype, rng):
         np.testing.assert_array_equal(got, expected, err_msg=name)
     i, f, g = (results[0][0][:, k * units:(k + 1) * units] for k in range(3))
     np.testing.assert_allclose(results[0][1], f * c_previous + i * g, rtol=1e-6)
+
+
+# -- a dense layer's bias and ReLU ----------------------------------------------------------------
+
+
+def dense_output(rows, units, dtype, rng):
+    """A (rows, units) output with the values a mask or a maximum can get wrong: NaN, ±inf,
+    ±0 (in ∂L/∂y too: g·0 keeps NaN and the sign of zero)."""
+    y = rng.standard_normal((rows, units)).astype(dtype)
+    if rows:
+        y[0, :6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40]
+    return y
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows", [0, 1, 7, 300])
+@pytest.mark.parametrize("with_bias, relu", [(True, True), (True, False), (False, True)])
+def test_bias_and_relu_matches_the_reference_bit_for_bit(rows, with_bias, relu, dtype, rng):
+    from chainrule.kernels import compiled
+    y = dense_output(rows, 37, dtype, rng)
+    bias = rng.standard_normal(37).astype(dtype) if with_bias else None
+    expected, got = y.copy(), y.copy()
+    reference.bias_and_relu(expected, bias, relu)
+    compiled.bias_and_relu(got, bias, relu)
+    np.testing.assert_array_equal(got, expected)
+    assert np.array_equal(np.signbit(got), np.signbit(expected))
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows", [0, 1, 7, 300])
+@pytest.mark.parametrize("need_sum", [True, False])
+def test_relu_gradient_and_bias_sum_match_the_reference_bit_for_bit(rows, need_sum, dtype, rng):
+    from chainrule.kernels import compiled
+    y = np.maximum(dense_output(rows, 37, dtype, rng), 0)
+    gy = dense_output(rows, 37, dtype, rng)[::-1].copy()
+    if rows:
+        gy[:, 9] = -1.0  # a column whose masked values are all −0 ...
+        y[:, 9] = 0.0  # ... sums to +0 in NumPy, which starts from +0
+    with np.errstate(invalid="ignore"):  # inf · 0 is NaN (NumPy says so; Numba does not)
+        expected, got = (module.relu_gradient_and_bias_sum(gy, y, need_sum)
+                         for module in (reference, compiled))
+    for e, g in zip(expected, got):
+        if e is None:
+            assert g is None
+        else:
+            np.testing.assert_array_equal(g, e)
+            assert np.array_equal(np.signbit(g), np.signbit(e))
+
+
+@needs_numba
+def test_dense_kernels_hand_other_arrays_to_the_reference(rng):
+    from chainrule.kernels import compiled
+    y16 = rng.standard_normal((4, 6)).astype(np.float16)  # not a dtype the loops take
+    strided = rng.standard_normal((4, 12)).astype(np.float32)[:, ::2]  # not contiguous
+    for y in (y16, strided):
+        expected, got = y.copy(), y.copy()
+        reference.bias_and_relu(expected, np.ones(6, y.dtype), True)
+        compiled.bias_and_relu(got, np.ones(6, y.dtype), True)
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(compiled.relu_gradient_and_bias_sum(y, y, True)[1],
+                                      reference.relu_gradient_and_bias_sum(y, y, True)[1])

@@ -129,7 +129,7 @@ def tasks():
     return len(os.listdir("/proc/self/task"))
 a = np.ones((600, 600), np.float32)
 kernels.blas_threads  # imported
-libraries = threads._blas()
+libraries = threads._numpy_blas()
 assert libraries and libraries[0].internal_api == "openblas", "not OpenBLAS"
 assert libraries[0].get_num_threads() == 2, "BLAS has not 2 threads"
 before = tasks()
@@ -159,7 +159,7 @@ def _blas_worker_counts(environment):
 
 def test_own_threads_sends_openblas_workers_to_sleep_and_the_next_product_wakes_them():
     pytest.importorskip("threadpoolctl")
-    if not threads._blas() or threads._blas()[0].internal_api != "openblas":
+    if not threads._numpy_blas() or threads._numpy_blas()[0].internal_api != "openblas":
         pytest.skip("needs NumPy on OpenBLAS")
     awake, inside, after, value = _blas_worker_counts({})[1:]
     assert inside == awake - 1  # OpenBLAS's worker is gone: it no longer spins on a core
@@ -268,21 +268,22 @@ def test_a_dense_layer_after_a_convolution(units, gets_blas_back, rng):
     """A Dense product of 2²⁸ multiply-adds or more gets BLAS's threads back; a smaller one
     leaves the cores held and shares chainrule's threads (kernels.product)."""
     pytest.importorskip("threadpoolctl")
-    if not threads._blas() or min(lib.get_num_threads() for lib in threads._blas()) < 2:
+    libraries = threads._numpy_blas()
+    if not libraries or min(lib.get_num_threads() for lib in libraries) < 2:
         pytest.skip("needs a BLAS with 2 threads or more")
     import chainrule as cr
     from chainrule import functional as F
 
-    full = [library.get_num_threads() for library in threads._blas()]
+    full = [library.get_num_threads() for library in threads._numpy_blas()]
     x = cr.tensor(rng.standard_normal((64, 32, 14, 14)).astype(np.float32))
     w = cr.tensor(rng.standard_normal((64, 32, 3, 3)).astype(np.float32))
     features = F.conv2d(x, w, padding=1, algorithm="winograd").reshape(64, -1)
-    held = [library.get_num_threads() for library in threads._blas()]
+    held = [library.get_num_threads() for library in threads._numpy_blas()]
     kernel = rng.standard_normal((64 * 14 * 14, units)).astype(np.float32)
     assert (64 * kernel.size >= threads.THREADED_PRODUCT) == gets_blas_back
     y = F.linear(features, cr.tensor(kernel))
     assert held == [1] * len(full)  # the convolution held the cores for the next kernel op
-    after = [library.get_num_threads() for library in threads._blas()]
+    after = [library.get_num_threads() for library in threads._numpy_blas()]
     assert after == (full if gets_blas_back else held)
     np.testing.assert_allclose(y.numpy(), features.numpy() @ kernel, rtol=1e-4, atol=1e-3)
     kernels.give_blas_back()

@@ -117,6 +117,7 @@ def main(steps: int, repeats: int) -> None:
     difference = np.abs(nets["chainrule"].logits(x_test[:100])
                         - nets["pytorch"].logits(x_test[:100])).max()
     assert difference < 1e-4, f"the two CNNs disagree before training ({difference:.2e})"
+
     def start_afresh(name):  # settled on its own steps, then from the initial weights
         common.settle(lambda: nets[name].train(x[:2 * BATCH], y[:2 * BATCH]))
         nets[name].reset()

@@ -186,10 +186,11 @@ def epoch_data(x, y, batch: int, steps: int):
     return np.ascontiguousarray(x[order]), y[order]
 
 
-def settle(net, x, y, batch: int) -> None:
+def settle(net, weights, x, y, batch: int) -> None:
     """Train ``net`` untimed on the first four batches of (x, y) for
-    :data:`_common.SETTLE_SECONDS` (see there); callers reset its weights afterwards."""
+    :data:`_common.SETTLE_SECONDS` (see there), then reset it to ``weights``."""
     common.settle(lambda: net.train(x[:4 * batch], y[:4 * batch], batch))
+    net.reset(weights)
 
 
 def time_training(nets, x, y, batch: int, repeats: int, after=None,
@@ -202,8 +203,8 @@ def time_training(nets, x, y, batch: int, repeats: int, after=None,
     runs = dict.fromkeys(nets, 0)
 
     def start_afresh(name):
-        settle(nets[name], x, y, batch)
-        nets[name].reset(initial_weights([x.shape[1], *SIZES[1:]], seed=runs[name]))
+        settle(nets[name], initial_weights([x.shape[1], *SIZES[1:]], seed=runs[name]), x, y,
+               batch)
         runs[name] += 1
 
     # main() warmed every net up already, and run r must start from seed r: no warm-up round
@@ -280,6 +281,7 @@ SCALING_BATCHES = (1, 4, 16, 64, 256, 1024)
 SCALING_WIDTHS = (64, 128, 256, 512, 1024, 2048, 4096)
 SCALING_SAMPLES = 60000
 
+
 def seconds_per_epoch(nets, weights, x, y, batch: int, steps: int,
                       repeats: int) -> dict[str, float]:
     """Epoch time of each net extrapolated from ``steps`` steps: the frameworks run alternately,
@@ -287,14 +289,10 @@ def seconds_per_epoch(nets, weights, x, y, batch: int, steps: int,
     per step × steps per epoch. (Each run starts from the same weights: run after run on, a
     batch-1 run's momentum would go subnormal, see bench/denormals.py.)"""
     samples = batch * steps
-
-    def start(name):
-        settle(nets[name], x, y, batch)
-        nets[name].reset(weights)
-
     times = common.alternate(
         {name: (lambda net=net: net.train(x[:samples], y[:samples], batch))
-         for name, net in nets.items()}, repeats, setup=start)
+         for name, net in nets.items()}, repeats,
+        setup=lambda name: settle(nets[name], weights, x, y, batch))
     return {name: common.median(t) / steps * (SCALING_SAMPLES // batch)
             for name, t in times.items()}
 

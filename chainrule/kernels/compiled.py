@@ -395,12 +395,14 @@ def direct_kernel_gradient(padded, gy, y, relu: bool, gw, gb) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _bias_and_relu(y, bias, has_bias, relu, zero):
+def _bias_and_relu(y, bias, relu, zero):
     rows, units = y.shape
     for r in range(rows):
         row = y[r]
         for j in range(units):
-            value = row[j] + bias[j] if has_bias else row[j]
+            value = row[j]
+            if bias is not None:  # (None: Numba compiles the loop without it)
+                value += bias[j]
             # "<= 0": NaN stays and −0 becomes +0, as np.maximum(·, 0) makes them
             row[j] = zero if (value <= zero) & relu else value
 
@@ -410,20 +412,18 @@ def bias_and_relu(y, bias, relu: bool) -> None:
     128 × 256 output. Other dtypes, shapes and layouts run the reference."""
     if not (_float_rows(y) and (bias is None or (bias.dtype == y.dtype and bias.ndim == 1))):
         return reference.bias_and_relu(y, bias, relu)
-    has_bias = bias is not None
-    stand_in = y.reshape(-1)[:1]  # any 1-D array of y's type (an empty y has no row)
-    _bias_and_relu(y, bias if has_bias else stand_in, has_bias, relu, y.dtype.type(0))
+    _bias_and_relu(y, bias, relu, y.dtype.type(0))
 
 
 @njit(cache=True, nogil=True)
-def _relu_gradient_and_bias_sum(gy, y, masked, total, need_sum, zero, one):
+def _relu_gradient_and_bias_sum(gy, y, masked, total, zero, one):
     rows, units = gy.shape
     for r in range(rows):  # row after row, as NumPy sums over axis 0: the same sums
         g, kept, out = gy[r], y[r], masked[r]
         for j in range(units):
             value = g[j] * (one if kept[j] > zero else zero)  # (g·0 keeps NaN and signs)
             out[j] = value
-            if need_sum:
+            if total is not None:
                 total[j] += value
 
 
@@ -433,15 +433,19 @@ def relu_gradient_and_bias_sum(gy, y, need_sum: bool):
     if not (_float_rows(gy) and _float_rows(y) and gy.dtype == y.dtype and gy.shape == y.shape):
         return reference.relu_gradient_and_bias_sum(gy, y, need_sum)
     masked = np.empty_like(gy)
-    total = np.zeros(gy.shape[1], dtype=gy.dtype)  # from +0, as NumPy's sum (−0 columns: +0)
-    _relu_gradient_and_bias_sum(gy, y, masked, total, need_sum, gy.dtype.type(0),
-                                gy.dtype.type(1))
-    return masked, (total if need_sum else None)
+    # from +0, as NumPy's sum (a column of −0 sums to +0)
+    total = np.zeros(gy.shape[1], dtype=gy.dtype) if need_sum else None
+    _relu_gradient_and_bias_sum(gy, y, masked, total, gy.dtype.type(0), gy.dtype.type(1))
+    return masked, total
+
+
+#: The dtypes the loops above are compiled for.
+_LOOP_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _float_rows(a) -> bool:
     """A C-contiguous 2-D float32 or float64 array (what the loops are compiled for)."""
-    return a.ndim == 2 and a.dtype in (np.float32, np.float64) and a.flags.c_contiguous
+    return a.ndim == 2 and a.dtype in _LOOP_DTYPES and a.flags.c_contiguous
 
 
 # -- one LSTM time step --------------------------------------------------------------------------

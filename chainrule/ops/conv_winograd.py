@@ -33,7 +33,7 @@ transforms only add and halve): float32 outputs stay within a few ulps of the di
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
 import numpy as np
 
@@ -47,22 +47,14 @@ CPU_CACHES = "/sys/devices/system/cpu/cpu0/cache"
 
 def cache_bytes(level: int, root: str = CPU_CACHES) -> int | None:
     """The size in bytes of one core's level-``level`` data (or unified) cache, as Linux
-    reports it under ``root``; None where it does not say."""
-    try:
-        entries = sorted(os.listdir(root))
-    except OSError:
-        return None
-    for entry in entries:
+    reports it under ``root`` (one ``indexN`` folder per cache); None where it does not say."""
+    for entry in sorted(Path(root).glob("index*")):
         try:
-            with open(os.path.join(root, entry, "level")) as f:
-                entry_level = int(f.read())
-            with open(os.path.join(root, entry, "type")) as f:
-                kind = f.read().strip()
-            with open(os.path.join(root, entry, "size")) as f:
-                size = f.read().strip()
-        except (OSError, ValueError):
+            entry_level, kind, size = ((entry / name).read_text().strip()
+                                       for name in ("level", "type", "size"))
+        except OSError:
             continue
-        if entry_level == level and kind in ("Data", "Unified"):
+        if entry_level == str(level) and kind in ("Data", "Unified"):
             return _bytes(size)
     return None
 
